@@ -1,0 +1,36 @@
+//! `mixed-r1`: the one binary of the Mixed-R1 toolkit. Each subcommand is a thin layer over a
+//! library crate; this file only parses arguments and reports.
+
+mod reward_cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "mixed-r1",
+    version,
+    about = "Mixed-R1: RL post-training of multimodal LLMs on a mixture of tasks, each scored by the reward that fits it",
+    long_about = None,
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score responses with the mixed reward (format + matching / math / chart / IoU / BMAS).
+    Reward(reward_cmd::RewardArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Reward(args) => reward_cmd::run(args),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+}

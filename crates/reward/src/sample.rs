@@ -1,0 +1,100 @@
+//! The sample schema of DESIGN.md as the rewards read it, and the result object they write.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::iou::Frame;
+
+/// One line of a scoring file: a sample of the dataset schema plus the model's `response`.
+/// Fields the rewards do not use (`images`, `problem`, `meta`, anything else) are accepted and
+/// ignored, so a dataset line with a `response` added scores as it is.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct ScoringSample {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// `yes_no`, `mcq`, `numeric`, `math`, `chart`, `grounding` or `open_ended`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    pub answer: Answer,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<Frame>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pred_frame: Option<Frame>,
+    /// `[width, height]` of the original image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<[f64; 2]>,
+    /// Overrides the reward that `task` picks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward: Option<String>,
+    pub response: String,
+}
+
+/// A gold answer: text for every task but grounding, whose boxes are JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Text(String),
+    Json(Value),
+}
+
+impl Default for Answer {
+    fn default() -> Self {
+        Answer::Text(String::new())
+    }
+}
+
+impl Answer {
+    /// The answer as text: numbers and booleans as written, a list of strings joined with
+    /// `, ` (several MCQ letters), anything else as JSON.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Answer::Text(s) => s.as_str().into(),
+            Answer::Json(Value::Array(items)) if items.iter().all(Value::is_string) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+                .into(),
+            Answer::Json(v) => v.to_string().into(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Answer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(Answer::Text(s)),
+            Value::Number(n) => Ok(Answer::Text(n.to_string())),
+            Value::Bool(b) => Ok(Answer::Text(if b { "yes" } else { "no" }.into())),
+            Value::Null => Err(serde::de::Error::custom("`answer` is null")),
+            v => Ok(Answer::Json(v)),
+        }
+    }
+}
+
+/// The scored sample (DESIGN.md): `reward` = accuracy_weight * accuracy + format_weight * format,
+/// null when accuracy is skipped or the line could not be scored; `error` says why.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScoreResult {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Value>,
+    pub reward: Option<f64>,
+    pub format: Option<f64>,
+    pub accuracy: Option<f64>,
+    pub task: Option<String>,
+    pub error: Option<String>,
+}
+
+impl ScoreResult {
+    /// A result for a line that could not be scored at all.
+    pub fn failed(error: impl Into<String>) -> Self {
+        ScoreResult {
+            error: Some(error.into()),
+            ..Default::default()
+        }
+    }
+}
