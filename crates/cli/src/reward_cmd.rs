@@ -340,7 +340,7 @@ impl Summary {
                 self.scored += 1;
                 let t = self
                     .per_task
-                    .entry(r.task.clone().unwrap_or_default())
+                    .entry(r.task.as_deref().unwrap_or_default().to_string())
                     .or_default();
                 t.0 += 1;
                 t.1 += r.reward.unwrap_or(0.0);

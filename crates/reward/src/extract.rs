@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::format::FormatMode;
-use crate::text::{for_each_tag, last_boxed, TagName};
+use crate::text::{last_boxed, ResponseTags};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -27,9 +27,19 @@ pub struct ExtractConfig {
 
 /// The answer text of `response`, or `None` when there is none (accuracy is then 0).
 pub fn extract_answer(response: &str, mode: FormatMode, fallback: Fallback) -> Option<&str> {
+    extract_answer_scanned(response, &ResponseTags::scan(response), mode, fallback)
+}
+
+pub(crate) fn extract_answer_scanned<'a>(
+    response: &'a str,
+    tags: &ResponseTags,
+    mode: FormatMode,
+    fallback: Fallback,
+) -> Option<&'a str> {
+    let block = tags.last_answer.map(|(a, b)| &response[a..b]);
     let primary = match mode {
         FormatMode::Boxed => last_boxed(response),
-        _ => last_answer_block(response),
+        _ => block,
     };
     if primary.is_some() {
         return primary;
@@ -37,41 +47,18 @@ pub fn extract_answer(response: &str, mode: FormatMode, fallback: Fallback) -> O
     match fallback {
         Fallback::Strict => None,
         Fallback::Lenient => last_boxed(response)
-            .or_else(|| last_answer_block(response))
-            .or_else(|| after_last_think_close(response))
+            .or(block)
+            .or_else(|| tags.last_think_close.map(|e| &response[e..]))
             .or(Some(response)),
     }
 }
 
-/// Content of the last complete `<answer>…</answer>` block.
+/// Content of the last complete `<answer>…</answer>` block. A second opening before a closing
+/// restarts the block: `<answer>a<answer>b</answer>` answers `b`.
 pub fn last_answer_block(response: &str) -> Option<&str> {
-    let mut open_end: Option<usize> = None;
-    let mut last: Option<(usize, usize)> = None;
-    for_each_tag(response, |tag| {
-        if tag.name != TagName::Answer {
-            return;
-        }
-        if tag.close {
-            if let Some(start) = open_end.take() {
-                last = Some((start, tag.start));
-            }
-        } else {
-            // A second opening before a closing restarts the block: `<answer>a<answer>b</answer>`
-            // answers `b`.
-            open_end = Some(tag.end);
-        }
-    });
-    last.map(|(a, b)| &response[a..b])
-}
-
-fn after_last_think_close(response: &str) -> Option<&str> {
-    let mut after = None;
-    for_each_tag(response, |tag| {
-        if tag.name == TagName::Think && tag.close {
-            after = Some(tag.end);
-        }
-    });
-    after.map(|a| &response[a..])
+    ResponseTags::scan(response)
+        .last_answer
+        .map(|(a, b)| &response[a..b])
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::text::{for_each_tag, is_blank, last_boxed, TagName};
+use crate::text::{last_boxed, ResponseTags, TagName};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -35,52 +35,29 @@ pub struct FormatConfig {
 
 /// 1.0 when `response` follows `mode`, 0.0 when not, `None` for [`FormatMode::None`].
 pub fn format_score(response: &str, mode: FormatMode) -> Option<f64> {
+    format_score_scanned(response, &ResponseTags::scan(response), mode)
+}
+
+const THINK_ANSWER: [(TagName, bool); 4] = [
+    (TagName::Think, false),
+    (TagName::Think, true),
+    (TagName::Answer, false),
+    (TagName::Answer, true),
+];
+const ANSWER_ONLY: [(TagName, bool); 2] = [(TagName::Answer, false), (TagName::Answer, true)];
+
+pub(crate) fn format_score_scanned(
+    response: &str,
+    tags: &ResponseTags,
+    mode: FormatMode,
+) -> Option<f64> {
     let ok = match mode {
         FormatMode::None => return None,
-        FormatMode::ThinkAnswer => follows_sequence(
-            response,
-            &[
-                (TagName::Think, false),
-                (TagName::Think, true),
-                (TagName::Answer, false),
-                (TagName::Answer, true),
-            ],
-        ),
-        FormatMode::AnswerOnly => {
-            follows_sequence(response, &[(TagName::Answer, false), (TagName::Answer, true)])
-        }
+        FormatMode::ThinkAnswer => tags.follows(response, &THINK_ANSWER),
+        FormatMode::AnswerOnly => tags.follows(response, &ANSWER_ONLY),
         FormatMode::Boxed => last_boxed(response).is_some(),
     };
     Some(if ok { 1.0 } else { 0.0 })
-}
-
-/// True when the tags of `s` are exactly `expected`, in order, and the text outside the tag pairs
-/// (before the first, between a closing and the next opening, after the last) is blank.
-fn follows_sequence(s: &str, expected: &[(TagName, bool)]) -> bool {
-    let mut seen = 0usize;
-    let mut ok = true;
-    // End of the previous closing tag: where the next stretch of must-be-blank text begins.
-    let mut outside_from = Some(0usize);
-    for_each_tag(s, |tag| {
-        if !ok {
-            return;
-        }
-        if seen >= expected.len() || expected[seen] != (tag.name, tag.close) {
-            ok = false;
-            return;
-        }
-        seen += 1;
-        if !tag.close {
-            if let Some(from) = outside_from.take() {
-                if !is_blank(&s[from..tag.start]) {
-                    ok = false;
-                }
-            }
-        } else {
-            outside_from = Some(tag.end);
-        }
-    });
-    ok && seen == expected.len() && outside_from.is_some_and(|from| is_blank(&s[from..]))
 }
 
 #[cfg(test)]

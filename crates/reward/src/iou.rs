@@ -258,6 +258,7 @@ pub fn gold_boxes(answer: &Value) -> Result<Vec<BBox>, Skip> {
     let bad = || Skip::new(format!("gold answer {} is not a box or a list of boxes", clip(&answer.to_string())));
     match answer {
         Value::String(s) => gold_boxes_text(s),
+        Value::Array(items) if items.is_empty() => Ok(Vec::new()),
         Value::Array(items) if items.iter().all(Value::is_number) => {
             json_box(answer).map(|b| vec![b]).ok_or_else(bad)
         }

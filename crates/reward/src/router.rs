@@ -1,6 +1,7 @@
 //! The mixed reward: a sample's `task` (or its `reward` override) picks the accuracy reward, the
 //! format reward is added with weights, and batches are scored in parallel.
 
+use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -8,14 +9,14 @@ use rayon::prelude::*;
 
 use crate::bmas::Bmas;
 use crate::chart::chart_accuracy;
-use crate::extract::extract_answer;
-use crate::format::format_score;
+use crate::extract::extract_answer_scanned;
+use crate::format::format_score_scanned;
 use crate::iou::{gold_boxes, gold_boxes_text, iou_accuracy, BoxContext};
 use crate::matching::{mcq_accuracy, yes_no_accuracy};
 use crate::math::math_accuracy;
 use crate::number::numeric_accuracy;
 use crate::sample::{Answer, ScoreResult, ScoringSample};
-use crate::text::is_blank;
+use crate::text::{is_blank, ResponseTags};
 use crate::{Accuracy, RewardConfig, RewardError, Skip};
 
 /// Task names of the sample schema, in [`RewardKind`] order.
@@ -163,7 +164,7 @@ impl Scorer {
             Ok(k) => k,
             Err(e) => {
                 let mut r = ScoreResult::failed(e);
-                r.task = sample.task.clone();
+                r.task = sample.task.clone().map(Cow::Owned);
                 return r;
             }
         };
@@ -174,8 +175,10 @@ impl Scorer {
             .unwrap_or(kind);
         let (acc_w, fmt_w) = self.weights[task_kind as usize];
         let mode = self.cfg.format.mode;
-        let format = format_score(&sample.response, mode);
-        let answer = extract_answer(&sample.response, mode, self.cfg.extract.fallback);
+        let tags = ResponseTags::scan(&sample.response);
+        let format = format_score_scanned(&sample.response, &tags, mode);
+        let answer =
+            extract_answer_scanned(&sample.response, &tags, mode, self.cfg.extract.fallback);
         let accuracy = self.accuracy(kind, answer, sample);
         let (accuracy, reward, error) = match accuracy {
             Ok(a) => {
@@ -189,12 +192,11 @@ impl Scorer {
             reward,
             format,
             accuracy,
-            task: Some(
-                sample
-                    .task
-                    .clone()
-                    .unwrap_or_else(|| task_kind.task().to_string()),
-            ),
+            // The task is known here (it routed), so its static name is the same text.
+            task: Some(match &sample.task {
+                Some(t) if RewardKind::from_name(t).is_none() => Cow::Owned(t.clone()),
+                _ => Cow::Borrowed(task_kind.task()),
+            }),
             error,
         }
     }

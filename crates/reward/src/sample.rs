@@ -1,5 +1,7 @@
 //! The sample schema of DESIGN.md as the rewards read it, and the result object they write.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
@@ -50,7 +52,7 @@ impl Default for Answer {
 impl Answer {
     /// The answer as text: numbers and booleans as written, a list of strings joined with
     /// `, ` (several MCQ letters), anything else as JSON.
-    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+    pub fn text(&self) -> Cow<'_, str> {
         match self {
             Answer::Text(s) => s.as_str().into(),
             Answer::Json(Value::Array(items)) if items.iter().all(Value::is_string) => items
@@ -85,7 +87,8 @@ pub struct ScoreResult {
     pub reward: Option<f64>,
     pub format: Option<f64>,
     pub accuracy: Option<f64>,
-    pub task: Option<String>,
+    /// Borrowed for the known task names, so scoring allocates nothing for it.
+    pub task: Option<Cow<'static, str>>,
     pub error: Option<String>,
 }
 

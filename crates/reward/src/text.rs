@@ -39,6 +39,64 @@ pub(crate) fn for_each_tag(s: &str, mut f: impl FnMut(Tag)) {
     }
 }
 
+/// Everything the format reward and answer extraction need from a response's tags, found in
+/// one pass.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ResponseTags {
+    /// The first four tags (enough to check any format mode) and how many tags there are.
+    pub first: [Option<Tag>; 4],
+    pub count: usize,
+    /// Byte span of the content of the last complete `<answer>…</answer>`.
+    pub last_answer: Option<(usize, usize)>,
+    /// End of the last `</think>`.
+    pub last_think_close: Option<usize>,
+}
+
+impl ResponseTags {
+    pub fn scan(s: &str) -> ResponseTags {
+        let mut t = ResponseTags::default();
+        let mut open_answer: Option<usize> = None;
+        for_each_tag(s, |tag| {
+            if t.count < 4 {
+                t.first[t.count] = Some(tag);
+            }
+            t.count += 1;
+            match (tag.name, tag.close) {
+                (TagName::Answer, false) => open_answer = Some(tag.end),
+                (TagName::Answer, true) => {
+                    if let Some(start) = open_answer.take() {
+                        t.last_answer = Some((start, tag.start));
+                    }
+                }
+                (TagName::Think, true) => t.last_think_close = Some(tag.end),
+                (TagName::Think, false) => {}
+            }
+        });
+        t
+    }
+
+    /// True when the tags are exactly `expected`, in order, and the text outside the tag pairs
+    /// (before the first, between a closing and the next opening, after the last) is blank.
+    pub fn follows(&self, s: &str, expected: &[(TagName, bool)]) -> bool {
+        if self.count != expected.len() || expected.len() > self.first.len() {
+            return false;
+        }
+        let mut outside_from = 0usize;
+        for (slot, want) in self.first.iter().zip(expected) {
+            let Some(tag) = slot else { return false };
+            if (tag.name, tag.close) != *want {
+                return false;
+            }
+            if tag.close {
+                outside_from = tag.end;
+            } else if !is_blank(&s[outside_from..tag.start]) {
+                return false;
+            }
+        }
+        is_blank(&s[outside_from..])
+    }
+}
+
 fn parse_tag_at(b: &[u8], start: usize) -> Option<Tag> {
     let mut i = start + 1;
     i = skip_ws(b, i);
