@@ -2,6 +2,7 @@
 //! library crate; this file only parses arguments and reports.
 
 mod reward_cmd;
+mod serve_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -22,12 +23,15 @@ struct Cli {
 enum Command {
     /// Score responses with the mixed reward (format + matching / math / chart / IoU / BMAS).
     Reward(reward_cmd::RewardArgs),
+    /// Serve the mixed reward over HTTP: OpenRLHF's --remote_rm_url, /score, /health, /metrics.
+    Serve(serve_cmd::ServeArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Reward(args) => reward_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -105,7 +105,7 @@ struct BenchArgs {
 
 /// Reward options: a config file, and flags that override it.
 #[derive(Args)]
-struct RewardOpts {
+pub(crate) struct RewardOpts {
     /// reward.toml with weights, modes, tolerances and BMAS options.
     #[arg(long, short)]
     config: Option<PathBuf>,
@@ -172,7 +172,7 @@ enum FrameArg {
 }
 
 impl RewardOpts {
-    fn scorer(&self) -> Result<Scorer> {
+    pub(crate) fn scorer(&self) -> Result<Scorer> {
         if let Some(n) = self.threads {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(n.max(1))
