@@ -165,7 +165,11 @@ fn run_synth(a: SynthArgs) -> Result<()> {
         summary.images,
         a.out.display(),
         start.elapsed().as_secs_f64(),
-        if summary.real_chart_numbers { "Stocks.csv" } else { "generated" }
+        if summary.real_chart_numbers {
+            "Stocks.csv"
+        } else {
+            "generated"
+        }
     );
     for (task, n) in &summary.per_task {
         eprintln!("  {task:<11} {n}");
@@ -182,7 +186,11 @@ fn run_build(a: BuildArgs) -> Result<()> {
     let out = pipeline::build(&recipe, &BuildOptions { quiet: a.quiet })?;
     let r = &out.report;
     let c = &r.counts;
-    eprintln!("built {} in {:.1} s", out.out_dir.display(), start.elapsed().as_secs_f64());
+    eprintln!(
+        "built {} in {:.1} s",
+        out.out_dir.display(),
+        start.elapsed().as_secs_f64()
+    );
     eprintln!(
         "input {} = kept {} + rejected {} + deduplicated {} + filtered {} + not selected {}",
         c.input, c.kept, c.rejected, c.deduplicated, c.filtered, c.not_selected
@@ -196,7 +204,10 @@ fn run_build(a: BuildArgs) -> Result<()> {
         eprintln!(
             "shortfall: {}{} wanted {}, only {} available (not filled from elsewhere)",
             s.task,
-            s.source.as_ref().map(|x| format!(" from {x}")).unwrap_or_default(),
+            s.source
+                .as_ref()
+                .map(|x| format!(" from {x}"))
+                .unwrap_or_default(),
             s.wanted,
             s.available
         );
@@ -213,8 +224,12 @@ fn run_build(a: BuildArgs) -> Result<()> {
 fn run_validate(a: ValidateArgs) -> Result<()> {
     let format: SourceFormat = match a.format {
         Some(f) => f.into(),
-        None => detect_format(&a.file)
-            .with_context(|| format!("cannot tell the format of {}; pass --format", a.file.display()))?,
+        None => detect_format(&a.file).with_context(|| {
+            format!(
+                "cannot tell the format of {}; pass --format",
+                a.file.display()
+            )
+        })?,
     };
     let spec = SourceSpec {
         name: None,
@@ -250,7 +265,12 @@ fn run_validate(a: ValidateArgs) -> Result<()> {
     for r in &rejects {
         *per_stage.entry(r.stage).or_default() += 1;
     }
-    println!("{} ({format:?}): {total} rows, {} valid, {} rejected", a.file.display(), valid.len(), rejects.len());
+    println!(
+        "{} ({format:?}): {total} rows, {} valid, {} rejected",
+        a.file.display(),
+        valid.len(),
+        rejects.len()
+    );
     for (t, n) in &per_task {
         println!("  {t:<11} {n}");
     }
@@ -258,7 +278,13 @@ fn run_validate(a: ValidateArgs) -> Result<()> {
         println!("  rejected at {s:?}: {n}");
     }
     for r in rejects.iter().take(10) {
-        println!("  {}:{}: {:?}: {}", r.file.display(), r.line, r.stage, r.reason);
+        println!(
+            "  {}:{}: {:?}: {}",
+            r.file.display(),
+            r.line,
+            r.stage,
+            r.reason
+        );
     }
     println!("rejects written to {}", a.rejects.display());
     if !rejects.is_empty() {

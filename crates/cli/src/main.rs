@@ -1,6 +1,7 @@
 //! `mixed-r1`: the one binary of the Mixed-R1 toolkit. Each subcommand is a thin layer over a
 //! library crate; this file only parses arguments and reports.
 
+mod data_cmd;
 mod reward_cmd;
 mod serve_cmd;
 
@@ -21,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build training data: synthesise, ingest, validate, deduplicate, filter by difficulty, mix, write.
+    Data(data_cmd::DataArgs),
     /// Score responses with the mixed reward (format + matching / math / chart / IoU / BMAS).
     Reward(reward_cmd::RewardArgs),
     /// Serve the mixed reward over HTTP: OpenRLHF's --remote_rm_url, /score, /health, /metrics.
@@ -30,6 +33,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Data(args) => data_cmd::run(args),
         Command::Reward(args) => reward_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(args),
     };
