@@ -461,7 +461,10 @@ fn bench(args: BenchArgs) -> Result<()> {
         }
     }
     if samples.is_empty() {
-        bail!("{}: no valid scoring lines to benchmark", args.input.display());
+        bail!(
+            "{}: no valid scoring lines to benchmark",
+            args.input.display()
+        );
     }
     // One untimed pass warms caches (BMAS rows, page faults of the embedding table).
     let first = scorer.score_batch(&samples);

@@ -34,7 +34,10 @@ fn results(out: &Output) -> Vec<serde_json::Value> {
 #[test]
 fn scores_the_example_file_line_for_line() {
     let input = repo("examples/mixed.jsonl");
-    let out = bin().args(["reward", "score", "--input", &input]).output().unwrap();
+    let out = bin()
+        .args(["reward", "score", "--input", &input])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let n_lines = std::fs::read_to_string(&input).unwrap().lines().count();
     let res = results(&out);
@@ -45,7 +48,10 @@ fn scores_the_example_file_line_for_line() {
     let last = &res[n_lines - 1];
     assert!(last["reward"].is_null());
     assert!(last["error"].as_str().unwrap().contains("invalid JSON"));
-    assert!(res[n_lines - 2]["error"].as_str().unwrap().contains("response"));
+    assert!(res[n_lines - 2]["error"]
+        .as_str()
+        .unwrap()
+        .contains("response"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("{n_lines} lines")), "{stderr}");
     assert!(stderr.contains("grounding"), "{stderr}");
@@ -59,12 +65,25 @@ fn stdin_output_file_and_bad_bytes() {
     input.extend_from_slice(b"{\"task\":\"yes_no\",\"answer\":\"yes\",\"response\":\"<think>.</think><answer>Yes</answer>\"}\n");
     input.extend_from_slice(b"\xff\xfe not utf-8\n");
     input.extend_from_slice(b"\n");
-    input.extend_from_slice(b"{\"task\":\"numeric\",\"answer\":\"3\",\"response\":\"<answer>3</answer>\"}");
+    input.extend_from_slice(
+        b"{\"task\":\"numeric\",\"answer\":\"3\",\"response\":\"<answer>3</answer>\"}",
+    );
     let out = run_with_stdin(
-        &["reward", "score", "--input", "-", "--output", out_path.to_str().unwrap()],
+        &[
+            "reward",
+            "score",
+            "--input",
+            "-",
+            "--output",
+            out_path.to_str().unwrap(),
+        ],
         &input,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out_path)
         .unwrap()
         .lines()
@@ -82,22 +101,51 @@ fn stdin_output_file_and_bad_bytes() {
 fn flags_override_the_config() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("reward.toml");
-    std::fs::write(&cfg, "format_weight = 0.0\n[format]\nmode = \"answer_only\"\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "format_weight = 0.0\n[format]\nmode = \"answer_only\"\n",
+    )
+    .unwrap();
     let line = b"{\"task\":\"yes_no\",\"answer\":\"yes\",\"response\":\"<answer>yes</answer>\"}\n";
-    let out = run_with_stdin(&["reward", "score", "-i", "-", "--config", cfg.to_str().unwrap()], line);
+    let out = run_with_stdin(
+        &[
+            "reward",
+            "score",
+            "-i",
+            "-",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+        line,
+    );
     assert_eq!(results(&out)[0]["reward"], 1.0);
     let out = run_with_stdin(
-        &["reward", "score", "-i", "-", "--config", cfg.to_str().unwrap(), "--format-weight", "0.25"],
+        &[
+            "reward",
+            "score",
+            "-i",
+            "-",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--format-weight",
+            "0.25",
+        ],
         line,
     );
     assert_eq!(results(&out)[0]["reward"], 1.25);
-    let out = run_with_stdin(&["reward", "score", "-i", "-", "--format-mode", "none"], line);
+    let out = run_with_stdin(
+        &["reward", "score", "-i", "-", "--format-mode", "none"],
+        line,
+    );
     assert!(results(&out)[0]["format"].is_null());
 }
 
 #[test]
 fn clear_errors_for_unreadable_inputs() {
-    let out = bin().args(["reward", "score", "--input", "/no/such/file.jsonl"]).output().unwrap();
+    let out = bin()
+        .args(["reward", "score", "--input", "/no/such/file.jsonl"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/no/such/file.jsonl"), "{err}");
@@ -106,15 +154,32 @@ fn clear_errors_for_unreadable_inputs() {
     let cfg = dir.path().join("reward.toml");
     std::fs::write(&cfg, "[chart]\ntolerence = 0.1\n").unwrap();
     let out = bin()
-        .args(["reward", "score", "--input", &repo("examples/mixed.jsonl"), "--config", cfg.to_str().unwrap()])
+        .args([
+            "reward",
+            "score",
+            "--input",
+            &repo("examples/mixed.jsonl"),
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("reward.toml") && err.contains("tolerence"), "{err}");
+    assert!(
+        err.contains("reward.toml") && err.contains("tolerence"),
+        "{err}"
+    );
 
     let out = bin()
-        .args(["reward", "score", "--input", &repo("examples/mixed.jsonl"), "--model", "/no/such/model"])
+        .args([
+            "reward",
+            "score",
+            "--input",
+            &repo("examples/mixed.jsonl"),
+            "--model",
+            "/no/such/model",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -125,7 +190,16 @@ fn clear_errors_for_unreadable_inputs() {
 fn help_documents_tasks_modes_and_frames() {
     let out = bin().args(["reward", "score", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for word in ["yes_no", "open_ended", "think_answer", "boxed", "abs_resized", "rel1000", "EXAMPLES", "--embeddings"] {
+    for word in [
+        "yes_no",
+        "open_ended",
+        "think_answer",
+        "boxed",
+        "abs_resized",
+        "rel1000",
+        "EXAMPLES",
+        "--embeddings",
+    ] {
         assert!(help.contains(word), "missing {word} in help");
     }
 }
@@ -133,10 +207,21 @@ fn help_documents_tasks_modes_and_frames() {
 #[test]
 fn bench_reports_throughput() {
     let out = bin()
-        .args(["reward", "bench", "--input", &repo("examples/mixed.jsonl"), "--min-seconds", "0.05"])
+        .args([
+            "reward",
+            "bench",
+            "--input",
+            &repo("examples/mixed.jsonl"),
+            "--min-seconds",
+            "0.05",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["samples_per_s"].as_f64().unwrap() > 0.0);
     assert_eq!(v["unparsed_lines"], 2);

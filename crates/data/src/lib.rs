@@ -15,10 +15,10 @@ pub mod schema;
 
 // Sources, reading and writing, normalise and validate.
 pub mod adapters;
+pub mod inspect;
 pub mod normalise;
 pub mod parquet_io;
 pub mod validate;
-pub mod inspect;
 
 // Synthesis, deduplication, difficulty, mixing, the card and the build.
 pub mod card;
@@ -29,4 +29,6 @@ pub mod pipeline;
 pub mod synth;
 
 pub use adapters::DataError;
-pub use schema::{Answer, Draft, Origin, Reject, Row, Sample, SourceFormat, SourceSpec, Stage, Task};
+pub use schema::{
+    Answer, Draft, Origin, Reject, Row, Sample, SourceFormat, SourceSpec, Stage, Task,
+};

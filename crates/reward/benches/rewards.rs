@@ -23,31 +23,67 @@ fn mixed_batch(n: usize) -> Vec<ScoringSample> {
         r#"{"task": "grounding", "answer": [[10, 20, 110, 220]], "frame": "abs", "pred_frame": "abs_resized", "image_size": [640, 480], "response": "<think>T</think>\n<answer>{\"bbox_2d\": [12, 25, 108, 215], \"label\": \"cup\"}</answer>"}"#,
     ];
     (0..n)
-        .map(|i| serde_json::from_str(&lines[i % lines.len()].replace("<think>T", &format!("<think>{THINK}"))).unwrap())
+        .map(|i| {
+            serde_json::from_str(
+                &lines[i % lines.len()].replace("<think>T", &format!("<think>{THINK}")),
+            )
+            .unwrap()
+        })
         .collect()
 }
 
 fn rewards(c: &mut Criterion) {
     let mut g = c.benchmark_group("reward");
-    g.bench_function("yes_no", |b| b.iter(|| yes_no_accuracy(black_box("No, it is green."), black_box("no"))));
-    g.bench_function("mcq", |b| b.iter(|| mcq_accuracy(black_box("The answer is (B)."), black_box("B"), &[])));
+    g.bench_function("yes_no", |b| {
+        b.iter(|| yes_no_accuracy(black_box("No, it is green."), black_box("no")))
+    });
+    g.bench_function("mcq", |b| {
+        b.iter(|| mcq_accuracy(black_box("The answer is (B)."), black_box("B"), &[]))
+    });
     let nc = NumericConfig::default();
-    g.bench_function("numeric", |b| b.iter(|| numeric_accuracy(black_box("$1,234 in total"), black_box("1234"), &nc)));
+    g.bench_function("numeric", |b| {
+        b.iter(|| numeric_accuracy(black_box("$1,234 in total"), black_box("1234"), &nc))
+    });
     let cc = ChartConfig::default();
-    g.bench_function("chart", |b| b.iter(|| chart_accuracy(black_box("35%"), black_box("0.35"), &cc)));
+    g.bench_function("chart", |b| {
+        b.iter(|| chart_accuracy(black_box("35%"), black_box("0.35"), &cc))
+    });
     let ic = IouConfig::default();
-    let ctx = BoxContext { frame: Some(Frame::Abs), pred_frame: Some(Frame::AbsResized), image_size: Some([640.0, 480.0]) };
+    let ctx = BoxContext {
+        frame: Some(Frame::Abs),
+        pred_frame: Some(Frame::AbsResized),
+        image_size: Some([640.0, 480.0]),
+    };
     let gold = [[10.0, 20.0, 110.0, 220.0]];
-    g.bench_function("iou", |b| b.iter(|| iou_accuracy(black_box(r#"{"bbox_2d": [12, 25, 108, 215]}"#), &gold, &ctx, &ic)));
+    g.bench_function("iou", |b| {
+        b.iter(|| {
+            iou_accuracy(
+                black_box(r#"{"bbox_2d": [12, 25, 108, 215]}"#),
+                &gold,
+                &ctx,
+                &ic,
+            )
+        })
+    });
     let mc = MathConfig::default();
-    g.bench_function("math", |b| b.iter(|| math_accuracy(black_box(r"\frac{\sqrt{8}}{2}"), black_box(r"\sqrt{2}"), &mc)));
+    g.bench_function("math", |b| {
+        b.iter(|| {
+            math_accuracy(
+                black_box(r"\frac{\sqrt{8}}{2}"),
+                black_box(r"\sqrt{2}"),
+                &mc,
+            )
+        })
+    });
     g.finish();
 
     let scorer = Scorer::new(RewardConfig::default()).unwrap();
     let batch = mixed_batch(10_000);
     let mut g = c.benchmark_group("mixed_batch");
     g.throughput(Throughput::Elements(batch.len() as u64));
-    g.bench_function("score_batch_10k", |b| b.iter(|| scorer.score_batch(black_box(&batch))));
+    g.bench_function("score_batch_10k", |b| {
+        b.iter(|| scorer.score_batch(black_box(&batch)))
+    });
     g.finish();
 }
 

@@ -61,7 +61,11 @@ pub fn chart_accuracy(pred: &str, gold: &str, cfg: &ChartConfig) -> Accuracy {
             if g.is_empty() {
                 return Err(Skip::new(format!("gold answer {:?} is empty", clip(gold))));
             }
-            Ok(if normalize_phrase(pred_t) == g { 1.0 } else { 0.0 })
+            Ok(if normalize_phrase(pred_t) == g {
+                1.0
+            } else {
+                0.0
+            })
         }
     }
 }

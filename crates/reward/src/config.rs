@@ -120,7 +120,9 @@ impl RewardConfig {
             if v.is_finite() {
                 Ok(())
             } else {
-                Err(RewardError::Config(format!("{name} must be a finite number, got {v}")))
+                Err(RewardError::Config(format!(
+                    "{name} must be a finite number, got {v}"
+                )))
             }
         };
         finite("accuracy_weight", self.accuracy_weight)?;
@@ -149,7 +151,10 @@ impl RewardConfig {
         }
         let iou = &self.iou;
         if !(0.0..=1.0).contains(&iou.threshold) {
-            return bad(format!("iou.threshold must be in [0, 1], got {}", iou.threshold));
+            return bad(format!(
+                "iou.threshold must be in [0, 1], got {}",
+                iou.threshold
+            ));
         }
         if !(iou.max_area_ratio > 0.0 && iou.max_area_ratio <= 1.0) {
             return bad(format!(

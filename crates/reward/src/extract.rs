@@ -72,7 +72,11 @@ mod tests {
         let r = "<think>maybe <answer>A</answer></think><answer>B</answer>";
         assert_eq!(extract_answer(r, TA, Fallback::Strict), Some("B"));
         assert_eq!(
-            extract_answer("<answer>1</answer> <answer> 2 </answer>", TA, Fallback::Strict),
+            extract_answer(
+                "<answer>1</answer> <answer> 2 </answer>",
+                TA,
+                Fallback::Strict
+            ),
             Some(" 2 ")
         );
         assert_eq!(
@@ -90,10 +94,17 @@ mod tests {
             extract_answer(r"<think>t</think> so \boxed{7}", TA, Fallback::Lenient),
             Some("7")
         );
-        assert_eq!(extract_answer("just 5", TA, Fallback::Lenient), Some("just 5"));
+        assert_eq!(
+            extract_answer("just 5", TA, Fallback::Lenient),
+            Some("just 5")
+        );
         assert_eq!(extract_answer("just 5", TA, Fallback::Strict), None);
         assert_eq!(
-            extract_answer(r"<answer>x</answer> \boxed{3}", FormatMode::Boxed, Fallback::Strict),
+            extract_answer(
+                r"<answer>x</answer> \boxed{3}",
+                FormatMode::Boxed,
+                Fallback::Strict
+            ),
             Some("3")
         );
     }

@@ -80,11 +80,17 @@ mod tests {
         assert_eq!(ta("<think>x</think>so<answer>y</answer>"), 0.0);
         assert_eq!(ta("<think>x</think><answer>y</answer>."), 0.0);
         assert_eq!(ta("<answer>y</answer>"), 0.0);
-        assert_eq!(ta("<think>x</think><answer>y</answer><answer>z</answer>"), 0.0);
+        assert_eq!(
+            ta("<think>x</think><answer>y</answer><answer>z</answer>"),
+            0.0
+        );
         assert_eq!(ta("<answer>y</answer><think>x</think>"), 0.0);
         assert_eq!(ta("<think>x<answer>y</answer></think>"), 0.0);
         assert_eq!(ta("<think>x</think><answer>y"), 0.0);
-        assert_eq!(ta("<think>x</think><think>x</think><answer>y</answer>"), 0.0);
+        assert_eq!(
+            ta("<think>x</think><think>x</think><answer>y</answer>"),
+            0.0
+        );
         assert_eq!(ta(""), 0.0);
     }
 

@@ -183,7 +183,12 @@ fn parse_paren_box(b: &[u8], start: usize) -> Option<(BBox, usize)> {
 }
 
 /// `open n, n, ..., n close` with exactly N numbers.
-fn parse_tuple<const N: usize>(b: &[u8], start: usize, open: u8, close: u8) -> Option<([f64; N], usize)> {
+fn parse_tuple<const N: usize>(
+    b: &[u8],
+    start: usize,
+    open: u8,
+    close: u8,
+) -> Option<([f64; N], usize)> {
     if b.get(start) != Some(&open) {
         return None;
     }
@@ -255,7 +260,12 @@ fn parse_float(b: &[u8], start: usize) -> Option<(f64, usize)> {
 /// Gold boxes from a sample's `answer`: a box, a list of boxes, `{"bbox_2d": [...]}` objects, or
 /// a string holding any of the syntaxes of [`parse_boxes`]. `[]` is a negative sample.
 pub fn gold_boxes(answer: &Value) -> Result<Vec<BBox>, Skip> {
-    let bad = || Skip::new(format!("gold answer {} is not a box or a list of boxes", clip(&answer.to_string())));
+    let bad = || {
+        Skip::new(format!(
+            "gold answer {} is not a box or a list of boxes",
+            clip(&answer.to_string())
+        ))
+    };
     match answer {
         Value::String(s) => gold_boxes_text(s),
         Value::Array(items) if items.is_empty() => Ok(Vec::new()),
@@ -437,10 +447,7 @@ pub fn iou_accuracy(pred: &str, gold: &[BBox], ctx: &BoxContext, cfg: &IouConfig
         }
     };
     let score = match cfg.multi_box {
-        MultiBox::First => golds
-            .iter()
-            .map(|g| pair(&preds[0], g))
-            .fold(0.0, f64::max),
+        MultiBox::First => golds.iter().map(|g| pair(&preds[0], g)).fold(0.0, f64::max),
         MultiBox::Match => {
             let total = if golds.len() == 1 && preds.len() == 1 {
                 pair(&preds[0], &golds[0])
@@ -467,7 +474,9 @@ pub fn max_weight_matching(w: &[Vec<f64>]) -> f64 {
     }
     // The method needs rows <= cols; transpose otherwise.
     if rows > cols {
-        let t: Vec<Vec<f64>> = (0..cols).map(|j| (0..rows).map(|i| w[i][j]).collect()).collect();
+        let t: Vec<Vec<f64>> = (0..cols)
+            .map(|j| (0..rows).map(|i| w[i][j]).collect())
+            .collect();
         return max_weight_matching(&t);
     }
     let (n, m) = (rows, cols);
@@ -565,7 +574,10 @@ mod tests {
         ] {
             assert_eq!(parse_boxes(s), want, "{s}");
         }
-        assert_eq!(parse_boxes("[1, 2, 3] (1, 2) [a, b, c, d]"), Vec::<BBox>::new());
+        assert_eq!(
+            parse_boxes("[1, 2, 3] (1, 2) [a, b, c, d]"),
+            Vec::<BBox>::new()
+        );
         assert_eq!(parse_boxes("[[1,2,3,4],[5,6,7,8]]").len(), 2);
     }
 }

@@ -42,7 +42,11 @@ pub fn yes_no_accuracy(pred: &str, gold: &str) -> Accuracy {
             clip(gold)
         ))
     })?;
-    Ok(if yes_no_polarity(pred) == Some(g) { 1.0 } else { 0.0 })
+    Ok(if yes_no_polarity(pred) == Some(g) {
+        1.0
+    } else {
+        0.0
+    })
 }
 
 /// Words: maximal runs of alphanumeric characters (Unicode aware, so `naïve` is one word).
@@ -326,8 +330,20 @@ mod tests {
     #[test]
     fn mcq_forms() {
         for p in [
-            "B", "(B)", "B.", "B)", "B:", "b", "(b)", "**B**", "The answer is B.", "answer: (B)",
-            "Option B", "I choose B", "B. dog", "The answer is b",
+            "B",
+            "(B)",
+            "B.",
+            "B)",
+            "B:",
+            "b",
+            "(b)",
+            "**B**",
+            "The answer is B.",
+            "answer: (B)",
+            "Option B",
+            "I choose B",
+            "B. dog",
+            "The answer is b",
         ] {
             assert_eq!(mcq(p, "B"), Ok(1.0), "{p}");
         }
@@ -340,13 +356,19 @@ mod tests {
         assert_eq!(mcq("C and A", "AC"), Ok(1.0));
         assert_eq!(mcq("A", "A, C"), Ok(0.0));
         assert_eq!(mcq("First I thought A. But the answer is C.", "C"), Ok(1.0));
-        assert_eq!(mcq("The answer is A. No wait, the answer is C", "C"), Ok(1.0));
+        assert_eq!(
+            mcq("The answer is A. No wait, the answer is C", "C"),
+            Ok(1.0)
+        );
         assert!(mcq("B", "banana split").is_err());
     }
 
     #[test]
     fn mcq_choices() {
-        let ch: Vec<String> = ["cat", "dog", "red fox"].iter().map(|s| s.to_string()).collect();
+        let ch: Vec<String> = ["cat", "dog", "red fox"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let acc = |p, g| mcq_accuracy(p, g, &ch);
         assert_eq!(acc("dog", "B"), Ok(1.0));
         assert_eq!(acc("It is a red fox.", "C"), Ok(1.0));

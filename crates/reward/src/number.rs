@@ -72,7 +72,10 @@ pub fn gold_number(gold: &str) -> Result<Number, Skip> {
     });
     match (first, count) {
         (Some(n), 1) => Ok(n),
-        (None, _) => Err(Skip::new(format!("gold answer {:?} holds no number", clip(gold)))),
+        (None, _) => Err(Skip::new(format!(
+            "gold answer {:?} holds no number",
+            clip(gold)
+        ))),
         _ => Err(Skip::new(format!(
             "gold answer {:?} holds several numbers",
             clip(gold)
@@ -109,8 +112,8 @@ pub fn for_each_number(s: &str, mut f: impl FnMut(Number) -> bool) {
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
-        let starts_digit = c.is_ascii_digit()
-            || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit));
+        let starts_digit =
+            c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit));
         if !starts_digit {
             i += 1;
             continue;
@@ -270,7 +273,10 @@ mod tests {
 
     #[test]
     fn scanning() {
-        assert_eq!(nums("1,234,567.5 and -3 and 6.02e23"), vec![1234567.5, -3.0, 6.02e23]);
+        assert_eq!(
+            nums("1,234,567.5 and -3 and 6.02e23"),
+            vec![1234567.5, -3.0, 6.02e23]
+        );
         assert_eq!(nums("10-20"), vec![10.0, 20.0]);
         assert_eq!(nums("a - 5"), vec![5.0]);
         assert_eq!(nums("x2 H2O COVID19 v1.5"), Vec::<f64>::new());

@@ -182,8 +182,16 @@ impl Scorer {
         let accuracy = self.accuracy(kind, answer, sample);
         let (accuracy, reward, error) = match accuracy {
             Ok(a) => {
-                let a = if a.is_finite() { a.clamp(0.0, 1.0) } else { 0.0 };
-                (Some(a), Some(acc_w * a + fmt_w * format.unwrap_or(0.0)), None)
+                let a = if a.is_finite() {
+                    a.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                (
+                    Some(a),
+                    Some(acc_w * a + fmt_w * format.unwrap_or(0.0)),
+                    None,
+                )
             }
             Err(Skip(why)) => (None, None, Some(why)),
         };
@@ -281,12 +289,21 @@ mod tests {
             &s,
             r#"{"id": 7, "task": "mcq", "answer": "B", "response": "<think>x</think><answer>(B)</answer>"}"#,
         );
-        assert_eq!((r.reward, r.format, r.accuracy), (Some(1.5), Some(1.0), Some(1.0)));
+        assert_eq!(
+            (r.reward, r.format, r.accuracy),
+            (Some(1.5), Some(1.0), Some(1.0))
+        );
         assert_eq!(r.id, Some(serde_json::json!(7)));
         assert_eq!(r.task.as_deref(), Some("mcq"));
         // Correct but badly formatted: accuracy counts, format does not.
-        let r = line(&s, r#"{"task": "yes_no", "answer": "no", "response": "<answer>No</answer>"}"#);
-        assert_eq!((r.reward, r.format, r.accuracy), (Some(1.0), Some(0.0), Some(1.0)));
+        let r = line(
+            &s,
+            r#"{"task": "yes_no", "answer": "no", "response": "<answer>No</answer>"}"#,
+        );
+        assert_eq!(
+            (r.reward, r.format, r.accuracy),
+            (Some(1.0), Some(0.0), Some(1.0))
+        );
     }
 
     #[test]
@@ -320,18 +337,28 @@ mod tests {
         assert!(e(r#"{"task": "mcq", "response": ""}"#).contains("answer"));
         assert!(e(r#"{"task": "poetry", "answer": "B", "response": ""}"#).contains("unknown task"));
         assert!(e(r#"{"answer": "B", "response": ""}"#).contains("task"));
-        assert!(e(r#"{"task": "grounding", "frame": "pixels", "answer": [], "response": ""}"#)
-            .contains("unknown variant"));
+        assert!(
+            e(r#"{"task": "grounding", "frame": "pixels", "answer": [], "response": ""}"#)
+                .contains("unknown variant")
+        );
         assert!(e("").contains("empty"));
-        assert!(e(r#"{"task": "open_ended", "answer": "a cat", "response": "<answer>a cat</answer>"}"#)
-            .contains("embedding table"));
+        assert!(e(
+            r#"{"task": "open_ended", "answer": "a cat", "response": "<answer>a cat</answer>"}"#
+        )
+        .contains("embedding table"));
     }
 
     #[test]
     fn per_task_weights() {
-        let cfg = RewardConfig::from_toml_str("[tasks.chart]\naccuracy_weight = 2.0\nformat_weight = 0.0").unwrap();
+        let cfg = RewardConfig::from_toml_str(
+            "[tasks.chart]\naccuracy_weight = 2.0\nformat_weight = 0.0",
+        )
+        .unwrap();
         let s = Scorer::new(cfg).unwrap();
-        let r = line(&s, r#"{"task": "chart", "answer": "5", "response": "<think></think><answer>5</answer>"}"#);
+        let r = line(
+            &s,
+            r#"{"task": "chart", "answer": "5", "response": "<think></think><answer>5</answer>"}"#,
+        );
         assert_eq!(r.reward, Some(2.0));
     }
 }

@@ -273,12 +273,18 @@ mod tests {
 
     #[test]
     fn boxed() {
-        assert_eq!(last_boxed(r"\boxed{1} and \boxed{\frac{1}{2}}"), Some(r"\frac{1}{2}"));
+        assert_eq!(
+            last_boxed(r"\boxed{1} and \boxed{\frac{1}{2}}"),
+            Some(r"\frac{1}{2}")
+        );
         assert_eq!(last_boxed(r"\boxed{1} and \boxed{2"), Some("1"));
         assert_eq!(last_boxed(r"\boxed 3"), None);
         assert_eq!(last_boxed(r"\fbox{7}"), Some("7"));
         assert_eq!(strip_wrappers(r" $\boxed{42}$ "), "42");
-        assert_eq!(strip_wrappers(r"\boxed{a} + \boxed{b}"), r"\boxed{a} + \boxed{b}");
+        assert_eq!(
+            strip_wrappers(r"\boxed{a} + \boxed{b}"),
+            r"\boxed{a} + \boxed{b}"
+        );
         assert_eq!(strip_wrappers("**B**"), "B");
     }
 }

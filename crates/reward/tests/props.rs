@@ -4,7 +4,9 @@
 use mixed_r1_reward::chart::{chart_accuracy, ChartConfig, ChartMode};
 use mixed_r1_reward::extract::{extract_answer, Fallback};
 use mixed_r1_reward::format::{format_score, FormatMode};
-use mixed_r1_reward::iou::{gold_boxes_text, iou_accuracy, parse_boxes, BoxContext, Frame, IouConfig};
+use mixed_r1_reward::iou::{
+    gold_boxes_text, iou_accuracy, parse_boxes, BoxContext, Frame, IouConfig,
+};
 use mixed_r1_reward::matching::{mcq_accuracy, yes_no_accuracy};
 use mixed_r1_reward::math::{math_accuracy, MathConfig};
 use mixed_r1_reward::number::{numeric_accuracy, NumericConfig};
@@ -106,13 +108,24 @@ fn pathological_megabyte_inputs_return() {
         let started = std::time::Instant::now();
         for task in ["yes_no", "mcq", "numeric", "math", "chart", "grounding"] {
             let response = format!("<think>x</think><answer>{s}</answer>");
-            for (gold, resp) in [(s.as_str(), response.as_str()), ("1", response.as_str()), (s.as_str(), "<answer>1</answer>")] {
+            for (gold, resp) in [
+                (s.as_str(), response.as_str()),
+                ("1", response.as_str()),
+                (s.as_str(), "<answer>1</answer>"),
+            ] {
                 let line = serde_json::json!({"task": task, "answer": gold, "response": resp, "image_size": [64, 64]});
                 let sample = serde_json::from_value(line).unwrap();
                 let r = scorer.score(&sample);
-                if let Some(a) = r.accuracy { assert!((0.0..=1.0).contains(&a)); }
+                if let Some(a) = r.accuracy {
+                    assert!((0.0..=1.0).contains(&a));
+                }
             }
         }
-        eprintln!("{:>9} bytes starting {:?}: {:?} for 18 calls", s.len(), &s[..s.char_indices().nth(8).map_or(s.len(), |(i, _)| i)], started.elapsed());
+        eprintln!(
+            "{:>9} bytes starting {:?}: {:?} for 18 calls",
+            s.len(),
+            &s[..s.char_indices().nth(8).map_or(s.len(), |(i, _)| i)],
+            started.elapsed()
+        );
     }
 }

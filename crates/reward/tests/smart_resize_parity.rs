@@ -5,7 +5,10 @@ use mixed_r1_reward::iou::smart_resize;
 use serde_json::Value;
 
 fn fixture() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/smart_resize.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/smart_resize.json"
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -22,7 +25,11 @@ fn check(rows: &[Value]) -> usize {
         );
         match (&c["resized"], got) {
             (Value::Array(r), Ok((h, w))) => {
-                assert_eq!([h, w], [r[0].as_u64().unwrap(), r[1].as_u64().unwrap()], "{c}");
+                assert_eq!(
+                    [h, w],
+                    [r[0].as_u64().unwrap(), r[1].as_u64().unwrap()],
+                    "{c}"
+                );
             }
             (Value::Null, Err(_)) => assert!(c["error"].is_string()),
             (want, got) => panic!("{c}: transformers {want}, ours {got:?}"),
