@@ -201,16 +201,7 @@ fn run_build(a: BuildArgs) -> Result<()> {
         }
     }
     for s in &r.shortfalls {
-        eprintln!(
-            "shortfall: {}{} wanted {}, only {} available (not filled from elsewhere)",
-            s.task,
-            s.source
-                .as_ref()
-                .map(|x| format!(" from {x}"))
-                .unwrap_or_default(),
-            s.wanted,
-            s.available
-        );
+        eprintln!("shortfall: {s} (not filled from elsewhere)");
     }
     for n in &r.notes {
         eprintln!("note: {n}");

@@ -346,17 +346,7 @@ fn markdown(r: &BuildReport, samples: &[Sample], lengths: &[usize], with_images:
                 "\n**Shortfalls** (never filled from other tasks or sources):\n"
             );
             for s in &r.shortfalls {
-                let _ = writeln!(
-                    m,
-                    "- {}{}: wanted {}, only {} available",
-                    s.task,
-                    s.source
-                        .as_ref()
-                        .map(|x| format!(" from {x}"))
-                        .unwrap_or_default(),
-                    s.wanted,
-                    s.available
-                );
+                let _ = writeln!(m, "- {s}");
             }
         }
     }

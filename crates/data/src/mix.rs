@@ -129,6 +129,20 @@ pub struct Shortfall {
     pub available: usize,
 }
 
+impl std::fmt::Display for Shortfall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.task)?;
+        if let Some(source) = &self.source {
+            write!(f, " from {source}")?;
+        }
+        write!(
+            f,
+            " wanted {}, only {} available",
+            self.wanted, self.available
+        )
+    }
+}
+
 /// One cell of the mix plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cell {

@@ -107,16 +107,7 @@ fn exact_count_every_task_and_valid_images() {
 #[test]
 fn grounding_boxes_are_tight() {
     let synth = Synth::new(cfg(3000, 5)).unwrap();
-    let colours: [(&str, [u8; 3]); 8] = [
-        ("red", [220, 40, 40]),
-        ("green", [40, 160, 60]),
-        ("blue", [40, 80, 220]),
-        ("yellow", [235, 200, 30]),
-        ("purple", [140, 60, 180]),
-        ("orange", [245, 130, 30]),
-        ("black", [20, 20, 20]),
-        ("gray", [128, 128, 128]),
-    ];
+    let colours = mixed_r1_data::synth::COLOURS;
     let mut checked = 0;
     for i in 0..synth.scenes() {
         let scene = synth.scene(i);

@@ -40,6 +40,7 @@ use serde_json::{json, Map};
 
 use crate::schema::{Answer, Sample, Task};
 use mixed_r1_reward::iou::Frame;
+pub use shapes::COLOURS;
 pub use stocks::Stocks;
 
 pub(crate) const LETTERS: [&str; 8] = ["A", "B", "C", "D", "E", "F", "G", "H"];

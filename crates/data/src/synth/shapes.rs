@@ -43,7 +43,7 @@ impl Kind {
 }
 
 /// Named colours, far enough apart that a name is never ambiguous.
-const COLOURS: [(&str, [u8; 3]); 8] = [
+pub const COLOURS: [(&str, [u8; 3]); 8] = [
     ("red", [220, 40, 40]),
     ("green", [40, 160, 60]),
     ("blue", [40, 80, 220]),
