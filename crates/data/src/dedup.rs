@@ -591,20 +591,17 @@ where
                     group.index.entry(k).or_default().push(pos);
                 }
             }
-            match hit {
-                Some((k, j, d)) => {
-                    let image_note = if imgs.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", image dHash distance {d}")
-                    };
-                    drop_reason[i] = Some(format!(
+            if let Some((k, j, d)) = hit {
+                let image_note = if imgs.is_empty() {
+                    String::new()
+                } else {
+                    format!(", image dHash distance {d}")
+                };
+                drop_reason[i] = Some(format!(
                         "near duplicate of {} (id {}): text Jaccard ~{j:.2}{image_note}, same task and answer",
                         rows[k].origin, rows[k].item.id
                     ));
-                    out.near += 1;
-                }
-                None => {}
+                out.near += 1;
             }
         }
     }

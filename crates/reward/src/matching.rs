@@ -143,12 +143,12 @@ pub fn pred_letters(pred: &str, choices: &[String], valid: Letters) -> Letters {
             if !in_range {
                 continue;
             }
-            if before == b'(' && after == b')' {
-                explicit |= bit(l);
-            } else if upper
+            // `(b)` in either case; `B.`, `B)`, `B:` in upper case only (`e.g.` is not an option).
+            let parenthesised = before == b'(' && after == b')';
+            let marked = upper
                 && matches!(after, b'.' | b')' | b':')
-                && !b.get(i + 1).is_some_and(|c| c.is_ascii_alphanumeric())
-            {
+                && !b.get(i + 1).is_some_and(|c| c.is_ascii_alphanumeric());
+            if parenthesised || marked {
                 explicit |= bit(l);
             } else if upper && !((l == b'A' || l == b'I') && followed_by_lower_word(b, i)) {
                 bare |= bit(l);

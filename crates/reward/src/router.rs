@@ -318,7 +318,7 @@ mod tests {
             let r = line(&s, json);
             assert_eq!((r.reward, r.accuracy), (None, None), "{json}");
             assert!(r.error.is_some());
-            assert_eq!(r.format.is_some(), true);
+            assert!(r.format.is_some(), "{json}");
         }
     }
 
