@@ -1,0 +1,263 @@
+//! Batched generation with a KV cache: greedy or sampled (temperature, top-k, top-p), stop
+//! tokens, seeded per row, returning token ids, text and the log-prob of every sampled token.
+//!
+//! Log-probs are taken from the full distribution at the sampling temperature (before top-k /
+//! top-p truncation), which is what a policy-gradient trainer compares its own log-probs with.
+//! Decoding positions continue from each row's own last position, so they equal the positions
+//! the training forward computes for the same prompt + completion.
+
+use candle_core::{DType, IndexOp, Tensor};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::decoder::KvCache;
+use crate::error::{ModelError, Result};
+use crate::model::{Batch, ImageInputs, Model};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplingConfig {
+    pub max_new_tokens: usize,
+    /// 0 means greedy.
+    pub temperature: f32,
+    /// 1.0 turns nucleus sampling off.
+    pub top_p: f32,
+    /// 0 turns top-k off.
+    pub top_k: usize,
+    pub seed: u64,
+    /// Extra stop ids; the model's end-of-turn / end-of-text ids always stop.
+    pub stop_token_ids: Vec<u32>,
+    /// Generate exactly `max_new_tokens` (benchmarks); stop tokens do not end a sequence.
+    pub ignore_eos: bool,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        SamplingConfig {
+            max_new_tokens: 256,
+            temperature: 0.0,
+            top_p: 1.0,
+            top_k: 0,
+            seed: 0,
+            stop_token_ids: Vec::new(),
+            ignore_eos: false,
+        }
+    }
+}
+
+impl SamplingConfig {
+    pub fn greedy(max_new_tokens: usize) -> Self {
+        SamplingConfig {
+            max_new_tokens,
+            ..Default::default()
+        }
+    }
+    pub fn validate(&self) -> Result<()> {
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            return Err(ModelError::invalid("temperature must be >= 0"));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(ModelError::invalid("top_p must be in (0, 1]"));
+        }
+        Ok(())
+    }
+}
+
+/// One prompt: token ids (chat template already applied, image pads expanded) and its images.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    pub ids: Vec<u32>,
+    pub images: Option<ImageInputs>,
+}
+
+impl Prompt {
+    pub fn text(ids: Vec<u32>) -> Prompt {
+        Prompt { ids, images: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    pub prompt_len: usize,
+    /// Generated ids, including the stop token when one ended the sequence.
+    pub tokens: Vec<u32>,
+    /// Log-prob of each generated token.
+    pub logprobs: Vec<f32>,
+    /// Decoded text without special tokens.
+    pub text: String,
+    /// True when a stop token ended the sequence, false when `max_new_tokens` did.
+    pub stopped: bool,
+}
+
+/// Picks a token from one row of logits; returns it with its log-prob.
+pub fn sample_row(logits: &[f32], cfg: &SamplingConfig, rng: &mut ChaCha8Rng) -> (u32, f32) {
+    let t = if cfg.temperature > 0.0 {
+        cfg.temperature
+    } else {
+        1.0
+    };
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let lse = logits
+        .iter()
+        .map(|&l| (((l - max) / t) as f64).exp())
+        .sum::<f64>()
+        .ln() as f32;
+    let logprob = |i: usize| (logits[i] - max) / t - lse;
+    if cfg.temperature == 0.0 {
+        let mut best = 0;
+        for (i, &l) in logits.iter().enumerate() {
+            if l > logits[best] {
+                best = i;
+            }
+        }
+        return (best as u32, logprob(best));
+    }
+    let mut cand: Vec<usize> = (0..logits.len()).collect();
+    if cfg.top_k > 0 && cfg.top_k < cand.len() {
+        cand.select_nth_unstable_by(cfg.top_k - 1, |&a, &b| logits[b].total_cmp(&logits[a]));
+        cand.truncate(cfg.top_k);
+    }
+    if cfg.top_p < 1.0 {
+        cand.sort_unstable_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+        let probs: Vec<f64> = cand.iter().map(|&i| (logprob(i) as f64).exp()).collect();
+        let total: f64 = probs.iter().sum();
+        let mut acc = 0.0;
+        let mut keep = cand.len();
+        for (k, p) in probs.iter().enumerate() {
+            acc += p / total;
+            if acc >= cfg.top_p as f64 {
+                keep = k + 1;
+                break;
+            }
+        }
+        cand.truncate(keep);
+    }
+    let weights: Vec<f64> = cand.iter().map(|&i| (logprob(i) as f64).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    let mut u = rng.random::<f64>() * total;
+    let mut pick = cand[cand.len() - 1];
+    for (&i, w) in cand.iter().zip(&weights) {
+        if u < *w {
+            pick = i;
+            break;
+        }
+        u -= w;
+    }
+    (pick as u32, logprob(pick))
+}
+
+/// The seed of row `row`: independent streams, so a row's tokens do not depend on its batch.
+pub fn row_seed(seed: u64, row: usize) -> u64 {
+    seed ^ (row as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Concatenates the images of several prompts in order.
+pub fn join_images(prompts: &[&Option<ImageInputs>]) -> Result<Option<ImageInputs>> {
+    let with: Vec<&ImageInputs> = prompts.iter().filter_map(|p| p.as_ref()).collect();
+    if with.is_empty() {
+        return Ok(None);
+    }
+    let pv: Vec<&Tensor> = with.iter().map(|i| &i.pixel_values).collect();
+    Ok(Some(ImageInputs {
+        pixel_values: Tensor::cat(&pv, 0)?,
+        grids: with.iter().flat_map(|i| i.grids.iter().copied()).collect(),
+    }))
+}
+
+/// Generates a completion for every prompt, in one batch.
+pub fn generate(model: &Model, prompts: &[Prompt], cfg: &SamplingConfig) -> Result<Vec<Generation>> {
+    cfg.validate()?;
+    if prompts.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(i) = prompts.iter().position(|p| p.ids.is_empty()) {
+        return Err(ModelError::invalid(format!("prompt {i} has no tokens")));
+    }
+    let b = prompts.len();
+    let pad = model.pad_token_id();
+    let mut stops = model.stop_token_ids();
+    stops.extend(cfg.stop_token_ids.iter().copied());
+    if cfg.ignore_eos {
+        stops.clear();
+    }
+    let seqs: Vec<Vec<u32>> = prompts.iter().map(|p| p.ids.clone()).collect();
+    let mut batch = Batch::left_padded(&seqs, pad);
+    let imgs: Vec<&Option<ImageInputs>> = prompts.iter().map(|p| &p.images).collect();
+    batch.images = join_images(&imgs)?;
+    let (positions, mut next_pos) = model.positions(&batch)?;
+    let rows = positions.dim(0)?;
+    let mut key_valid = batch.mask.clone();
+    let mut cache = KvCache::new();
+    let len = batch.len();
+    let hidden = model.hidden_with_keys(&batch, &positions, &key_valid, Some(&mut cache), false)?;
+    let mut logits = last_logits(model, &hidden.narrow(1, len - 1, 1)?)?;
+
+    let mut rngs: Vec<ChaCha8Rng> = (0..b)
+        .map(|r| ChaCha8Rng::seed_from_u64(row_seed(cfg.seed, r)))
+        .collect();
+    let mut out: Vec<Generation> = prompts
+        .iter()
+        .map(|p| Generation {
+            prompt_len: p.ids.len(),
+            tokens: Vec::new(),
+            logprobs: Vec::new(),
+            text: String::new(),
+            stopped: false,
+        })
+        .collect();
+    for step in 0..cfg.max_new_tokens {
+        let mut next = Vec::with_capacity(b);
+        for (r, g) in out.iter_mut().enumerate() {
+            if g.stopped {
+                next.push(pad);
+                continue;
+            }
+            let (tok, lp) = sample_row(&logits[r], cfg, &mut rngs[r]);
+            g.tokens.push(tok);
+            g.logprobs.push(lp);
+            if stops.contains(&tok) {
+                g.stopped = true;
+            }
+            next.push(tok);
+        }
+        if out.iter().all(|g| g.stopped) || step + 1 == cfg.max_new_tokens {
+            break;
+        }
+        for (r, kv) in key_valid.iter_mut().enumerate() {
+            kv.push(u8::from(!out[r].stopped || next[r] != pad));
+        }
+        let pos: Vec<f32> = (0..rows)
+            .flat_map(|_| next_pos.iter().map(|&p| p as f32))
+            .collect();
+        let pos = Tensor::from_vec(pos, (rows, b, 1), model.device())?;
+        for p in next_pos.iter_mut() {
+            *p += 1;
+        }
+        let step_batch = Batch {
+            ids: next.iter().map(|&t| vec![t]).collect(),
+            mask: vec![vec![1]; b],
+            images: None,
+        };
+        let hidden =
+            model.hidden_with_keys(&step_batch, &pos, &key_valid, Some(&mut cache), false)?;
+        logits = last_logits(model, &hidden)?;
+    }
+    if let Some(tok) = &model.tokenizer {
+        for g in &mut out {
+            let body: &[u32] = if g.stopped {
+                &g.tokens[..g.tokens.len() - 1]
+            } else {
+                &g.tokens
+            };
+            g.text = tok.decode(body, true)?;
+        }
+    }
+    Ok(out)
+}
+
+/// `(B, 1, H)` hidden → per-row f32 logits.
+fn last_logits(model: &Model, hidden: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let l = model.head(hidden, false)?.i((.., 0, ..))?.to_dtype(DType::F32)?;
+    Ok(l.to_vec2::<f32>()?)
+}

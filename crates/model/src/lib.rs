@@ -1,0 +1,41 @@
+//! `mixed-r1-model`: Qwen2.5-VL, Qwen2/Qwen2.5 and Llama on candle.
+//!
+//! One forward pass serves generation and training: every op it uses has a backward when a
+//! gradient is asked for (see [`ops`]), so the log-probs the trainer differentiates are the
+//! log-probs the sampler saw. Weights live in [`params::Params`] under Hugging Face names, which
+//! is what makes loading and saving checkpoints that transformers reads a matter of file I/O.
+//!
+//! - [`config`]: `config.json` in the layouts transformers writes.
+//! - [`params`]: named weights (`Var`s), freezing, frozen reference copies, safetensors I/O.
+//! - [`ops`]: differentiable RMSNorm / softmax / rotary / linear / SwiGLU.
+//! - [`decoder`]: the text decoder (GQA, rotary or multimodal rotary, q/k/v bias, KV cache).
+//! - [`vision`]: the Qwen2.5-VL vision tower (patch embedding, 2-D rotary, window attention,
+//!   patch merger).
+//! - [`processor`]: the Qwen2.5-VL image processor (smart resize, normalise, patches, grids).
+//! - [`rope_index`]: multimodal rotary position ids, as transformers' `get_rope_index`.
+//! - [`chat`]: chat templates and `<|image_pad|>` expansion.
+//! - [`gguf`]: GGUF checkpoints (llama.cpp) dequantised into the same weights.
+//! - [`model`]: a loaded model: folder / GGUF / random init, forward, save.
+//! - [`gemv`]: the few-rows matrix product that decoding steps spend their time in.
+//! - [`generate`]: batched sampling with a KV cache and per-token log-probs.
+//! - [`logprobs`]: the training forward: per-token log-probs of given completions.
+
+pub mod chat;
+pub mod config;
+pub mod decoder;
+pub mod error;
+pub mod gemv;
+pub mod generate;
+pub mod gguf;
+pub mod logprobs;
+pub mod model;
+pub mod ops;
+pub mod params;
+pub mod processor;
+pub mod rope_index;
+pub mod tokenizer;
+pub mod vision;
+
+pub use config::{Arch, ModelConfig, TextConfig, VisionConfig};
+pub use error::{ModelError, Result};
+pub use params::Params;

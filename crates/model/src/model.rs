@@ -1,0 +1,569 @@
+//! A loaded model: config, named weights, the decoder (and vision tower), the tokenizer.
+//!
+//! Loads a Hugging Face folder (single or sharded safetensors) or a GGUF file, builds a model
+//! from scratch from a config (seeded, std 0.02), runs the forward pass with or without
+//! gradients, freezes parts, makes a frozen reference copy, and saves back to a folder that
+//! transformers loads.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::config::{Arch, ModelConfig};
+use crate::decoder::{Decoder, KvCache};
+use crate::error::{ModelError, Result};
+use crate::params::Params;
+use crate::processor::ImageProcessor;
+use crate::tokenizer::Tokenizer;
+use crate::vision::VisionTower;
+
+/// Where and in what precision the weights live.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub dtype: DType,
+    pub device: Device,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            dtype: DType::F32,
+            device: Device::Cpu,
+        }
+    }
+}
+
+impl LoadOptions {
+    /// `f32` / `bf16` / `f16` by name, as the CLI flags spell them.
+    pub fn with_dtype_name(mut self, name: &str) -> Result<Self> {
+        self.dtype = match name {
+            "f32" | "float32" => DType::F32,
+            "bf16" | "bfloat16" => DType::BF16,
+            "f16" | "float16" => DType::F16,
+            other => {
+                return Err(ModelError::invalid(format!(
+                    "dtype `{other}` is not one of f32, bf16, f16"
+                )))
+            }
+        };
+        Ok(self)
+    }
+}
+
+/// Images for one forward pass: patches of every image in the batch, in order of appearance.
+#[derive(Debug, Clone)]
+pub struct ImageInputs {
+    /// `(num_patches, channels * temporal_patch * patch * patch)`.
+    pub pixel_values: Tensor,
+    /// `[t, h, w]` in patches, one per image.
+    pub grids: Vec<[usize; 3]>,
+}
+
+/// A padded batch of token ids with its attention mask (1 = token, 0 = padding).
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub ids: Vec<Vec<u32>>,
+    pub mask: Vec<Vec<u8>>,
+    pub images: Option<ImageInputs>,
+}
+
+impl Batch {
+    /// Left-pads sequences to one length (generation and the training forward both do this, so
+    /// a completion always starts in the same column).
+    pub fn left_padded(seqs: &[Vec<u32>], pad_id: u32) -> Batch {
+        let len = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(seqs.len());
+        let mut mask = Vec::with_capacity(seqs.len());
+        for s in seqs {
+            let pad = len - s.len();
+            let mut row = vec![pad_id; pad];
+            row.extend_from_slice(s);
+            let mut m = vec![0u8; pad];
+            m.extend(std::iter::repeat_n(1u8, s.len()));
+            ids.push(row);
+            mask.push(m);
+        }
+        Batch {
+            ids,
+            mask,
+            images: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.first().map(Vec::len).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub struct Model {
+    pub config: ModelConfig,
+    params: Params,
+    decoder: Decoder,
+    vision: Option<VisionTower>,
+    pub tokenizer: Option<Tokenizer>,
+    pub processor: Option<ImageProcessor>,
+    /// `preprocessor_config.json` as read, written back on save.
+    preprocessor_json: Option<String>,
+    /// Where the model was loaded from, for messages.
+    pub source: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("arch", &self.config.arch)
+            .field("params", &self.params)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// Every weight of an architecture with its shape and initialiser.
+pub fn param_specs(config: &ModelConfig) -> Vec<(String, Vec<usize>, crate::params::Init)> {
+    let mut specs = Decoder::param_specs(&config.text);
+    if let Some(v) = &config.vision {
+        specs.extend(VisionTower::param_specs(v));
+    }
+    specs
+}
+
+impl Model {
+    /// Builds a model around weights that are already loaded.
+    pub fn from_params(
+        config: ModelConfig,
+        params: Params,
+        tokenizer: Option<Tokenizer>,
+    ) -> Result<Model> {
+        let decoder = Decoder::new(&config.text, &params)?;
+        let vision = match &config.vision {
+            Some(v) => Some(VisionTower::new(v, &params)?),
+            None => None,
+        };
+        let processor = config.vision.as_ref().map(|_| ImageProcessor::default());
+        Ok(Model {
+            config,
+            params,
+            decoder,
+            vision,
+            tokenizer,
+            processor,
+            preprocessor_json: None,
+            source: None,
+        })
+    }
+
+    /// A model from scratch: normal(0, 0.02) matrices, unit norms, zero biases, seeded.
+    pub fn random(config: ModelConfig, seed: u64, opts: &LoadOptions) -> Result<Model> {
+        let params = Params::random(&param_specs(&config), seed, opts.dtype, &opts.device)?;
+        Model::from_params(config, params, None)
+    }
+
+    /// Loads a Hugging Face model folder, or a `.gguf` file.
+    pub fn load(path: &Path, opts: &LoadOptions) -> Result<Model> {
+        if path.is_file() && path.extension().is_some_and(|e| e == "gguf") {
+            let g = crate::gguf::load(path, opts.dtype, &opts.device)?;
+            let mut m = Model::from_params(g.config, g.params, Some(g.tokenizer))?;
+            m.source = Some(path.to_path_buf());
+            return Ok(m);
+        }
+        if !path.is_dir() {
+            return Err(ModelError::format(
+                path,
+                "not a model folder (config.json + safetensors) or a .gguf file",
+            ));
+        }
+        let config = ModelConfig::from_file(&path.join("config.json"))?;
+        let files = safetensors_files(path)?;
+        let mut params = Params::new(opts.dtype, opts.device.clone());
+        let vision = config.vision.is_some();
+        params.load_safetensors(&files, |n| vision || !n.starts_with("visual."))?;
+        let tok_path = path.join("tokenizer.json");
+        let tokenizer = if tok_path.is_file() {
+            Some(Tokenizer::from_file(&tok_path)?)
+        } else {
+            None
+        };
+        let mut m = Model::from_params(config, params, tokenizer)?;
+        let pp = path.join("preprocessor_config.json");
+        if m.vision.is_some() && pp.is_file() {
+            m.processor = Some(ImageProcessor::from_file(&pp)?);
+            m.preprocessor_json = std::fs::read_to_string(&pp).ok();
+        }
+        m.source = Some(path.to_path_buf());
+        Ok(m)
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.params.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.params.device
+    }
+
+    /// Rebuilds the layers after freezing changed which weights are tracked.
+    fn rebuild(&mut self) -> Result<()> {
+        self.decoder = Decoder::new(&self.config.text, &self.params)?;
+        if let Some(v) = &self.config.vision {
+            self.vision = Some(VisionTower::new(v, &self.params)?);
+        }
+        Ok(())
+    }
+
+    /// Freezes every weight whose name starts with one of `prefixes`; returns how many.
+    pub fn freeze(&mut self, prefixes: &[&str]) -> Result<usize> {
+        let n = prefixes.iter().map(|p| self.params.freeze_prefix(p)).sum();
+        self.rebuild()?;
+        Ok(n)
+    }
+
+    /// Freezes the vision tower (the paper trains the language model only).
+    pub fn freeze_vision(&mut self) -> Result<usize> {
+        self.freeze(&["visual."])
+    }
+
+    pub fn unfreeze_all(&mut self) -> Result<()> {
+        self.params.unfreeze_all();
+        self.rebuild()
+    }
+
+    /// A frozen deep copy: the reference policy for the KL term.
+    pub fn reference_copy(&self) -> Result<Model> {
+        let params = self.params.frozen_copy()?;
+        let mut m = Model::from_params(self.config.clone(), params, self.tokenizer.clone())?;
+        m.processor = self.processor.clone();
+        m.preprocessor_json = self.preprocessor_json.clone();
+        m.source = self.source.clone();
+        Ok(m)
+    }
+
+    /// The end-of-sequence ids: from the config, plus `<|im_end|>` / `<|endoftext|>` when the
+    /// tokenizer has them (chat models stop on the end-of-turn token).
+    pub fn stop_token_ids(&self) -> Vec<u32> {
+        let mut ids = self.config.text.eos_token_ids.clone();
+        if let Some(t) = &self.tokenizer {
+            for s in ["<|im_end|>", "<|endoftext|>"] {
+                if let Some(id) = t.token_id(s) {
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        ids
+    }
+
+    /// The system prompt the model's chat template inserts when a conversation has none.
+    pub fn default_system(&self) -> &str {
+        use crate::chat::*;
+        match self.config.arch {
+            Arch::Qwen25Vl => QWEN2_5_VL_DEFAULT_SYSTEM,
+            Arch::Qwen2 => QWEN2_5_DEFAULT_SYSTEM,
+            Arch::Llama => SMOLLM2_DEFAULT_SYSTEM,
+        }
+    }
+
+    /// Renders a conversation with the chat template, runs the image processor, expands the
+    /// image pads and tokenises: a prompt ready for [`crate::generate::generate`].
+    pub fn chat_prompt(
+        &self,
+        messages: &[crate::chat::Message],
+        images: &[image::DynamicImage],
+    ) -> Result<crate::generate::Prompt> {
+        let tok = self
+            .tokenizer
+            .as_ref()
+            .ok_or_else(|| ModelError::invalid("this model has no tokenizer"))?;
+        let wanted: usize = messages.iter().map(|m| m.num_images()).sum();
+        if wanted != images.len() {
+            return Err(ModelError::invalid(format!(
+                "the messages hold {wanted} image(s) but {} were given",
+                images.len()
+            )));
+        }
+        let mut text = crate::chat::render_chatml(messages, true, Some(self.default_system()));
+        let mut image_inputs = None;
+        if !images.is_empty() {
+            let processor = self.processor.as_ref().ok_or_else(|| {
+                ModelError::invalid("this model takes no images (no vision tower)")
+            })?;
+            let processed = processor.process(images, self.device())?;
+            let counts: Vec<usize> = processed
+                .grids
+                .iter()
+                .map(|g| processor.num_image_tokens(*g))
+                .collect();
+            text = crate::chat::expand_image_pads(&text, &counts)?;
+            image_inputs = Some(ImageInputs {
+                pixel_values: processed.pixel_values,
+                grids: processed.grids,
+            });
+        }
+        Ok(crate::generate::Prompt {
+            ids: tok.encode(&text)?,
+            images: image_inputs,
+        })
+    }
+
+    /// The id used to pad batches.
+    pub fn pad_token_id(&self) -> u32 {
+        self.tokenizer
+            .as_ref()
+            .and_then(|t| t.token_id("<|endoftext|>"))
+            .or_else(|| self.config.text.eos_token_ids.first().copied())
+            .unwrap_or(0)
+    }
+
+    /// Rotary positions `(R, B, T)` for a batch: multimodal (R = 3) for Qwen2.5-VL, else the
+    /// count of real tokens before each position (R = 1). Also returns, per row, the next
+    /// position a generated token takes.
+    pub fn positions(&self, batch: &Batch) -> Result<(Tensor, Vec<i64>)> {
+        let dev = self.device();
+        if self.config.arch == Arch::Qwen25Vl {
+            let grids = batch
+                .images
+                .as_ref()
+                .map(|i| i.grids.clone())
+                .unwrap_or_default();
+            let ri = crate::rope_index::rope_index(&batch.ids, &batch.mask, &grids, &self.config)?;
+            let t = ri.to_tensor(dev)?;
+            let next = (0..ri.batch)
+                .map(|b| {
+                    (0..3)
+                        .map(|r| ri.positions[(r * ri.batch + b) * ri.len + ri.len - 1])
+                        .max()
+                        .unwrap_or(-1)
+                        + 1
+                })
+                .collect();
+            return Ok((t, next));
+        }
+        let (b, len) = (batch.mask.len(), batch.len());
+        let mut pos = Vec::with_capacity(b * len);
+        let mut next = Vec::with_capacity(b);
+        for m in &batch.mask {
+            let mut c: i64 = 0;
+            for &v in m {
+                // Padding positions take 1, as transformers' generate does; they are masked.
+                pos.push(if v != 0 { c as f32 } else { 1.0 });
+                c += i64::from(v != 0);
+            }
+            next.push(c);
+        }
+        Ok((Tensor::from_vec(pos, (1, b, len), dev)?, next))
+    }
+
+    /// Input embeddings with image features placed at the `<|image_pad|>` positions.
+    pub fn embed(&self, batch: &Batch, grad: bool) -> Result<Tensor> {
+        let ids = ids_tensor(&batch.ids, self.device())?;
+        let text = self.decoder.embed(&ids)?;
+        let Some(images) = &batch.images else {
+            return Ok(text);
+        };
+        let vision = self.vision.as_ref().ok_or_else(|| {
+            ModelError::invalid("this model has no vision tower; the batch has images")
+        })?;
+        let image_token = self.config.image_token_id.ok_or_else(|| {
+            ModelError::invalid("the config names no image_token_id")
+        })?;
+        let feats = vision.forward(
+            &images.pixel_values.to_dtype(self.dtype())?,
+            &images.grids,
+            grad,
+        )?;
+        let (n_feat, h) = feats.dims2()?;
+        let (b, t, _) = text.dims3()?;
+        // Row k of `feats` goes to the k-th image-pad position; every other position picks
+        // an appended zero row and keeps its text embedding. index_select keeps this
+        // differentiable for both the text embeddings and the vision tower.
+        let mut pick = Vec::with_capacity(b * t);
+        let mut keep = Vec::with_capacity(b * t);
+        let mut k = 0u32;
+        for row in &batch.ids {
+            for &id in row {
+                if id == image_token {
+                    pick.push(k);
+                    keep.push(0f32);
+                    k += 1;
+                } else {
+                    pick.push(n_feat as u32);
+                    keep.push(1f32);
+                }
+            }
+        }
+        if k as usize != n_feat {
+            return Err(ModelError::invalid(format!(
+                "the batch has {k} image-pad tokens but the images give {n_feat} features"
+            )));
+        }
+        let dev = self.device();
+        let padded = Tensor::cat(&[&feats, &Tensor::zeros((1, h), feats.dtype(), dev)?], 0)?;
+        let placed = padded.index_select(&Tensor::from_vec(pick, b * t, dev)?, 0)?;
+        let keep = Tensor::from_vec(keep, (b * t, 1), dev)?.to_dtype(text.dtype())?;
+        let merged = text
+            .reshape((b * t, h))?
+            .broadcast_mul(&keep)?
+            .add(&placed)?;
+        Ok(merged.reshape((b, t, h))?)
+    }
+
+    /// Final hidden states `(B, T, H)`. `cache`, when given, holds earlier positions and
+    /// receives these; `positions` overrides the computed ones (decoding steps pass theirs).
+    pub fn hidden(
+        &self,
+        batch: &Batch,
+        positions: Option<&Tensor>,
+        cache: Option<&mut KvCache>,
+        grad: bool,
+    ) -> Result<Tensor> {
+        let x = self.embed(batch, grad)?;
+        let owned;
+        let pos = match positions {
+            Some(p) => p,
+            None => {
+                owned = self.positions(batch)?.0;
+                &owned
+            }
+        };
+        self.decoder.forward(&x, pos, &batch.mask, cache, grad)
+    }
+
+    /// Forward with a key mask that also covers cached positions (decoding).
+    pub fn hidden_with_keys(
+        &self,
+        batch: &Batch,
+        positions: &Tensor,
+        key_valid: &[Vec<u8>],
+        cache: Option<&mut KvCache>,
+        grad: bool,
+    ) -> Result<Tensor> {
+        let x = self.embed(batch, grad)?;
+        self.decoder.forward(&x, positions, key_valid, cache, grad)
+    }
+
+    /// Logits `(B, T, vocab)` for a whole batch.
+    pub fn logits(&self, batch: &Batch, grad: bool) -> Result<Tensor> {
+        let h = self.hidden(batch, None, None, grad)?;
+        self.decoder.logits(&h, grad)
+    }
+
+    /// Logits from hidden states (any leading shape).
+    pub fn head(&self, hidden: &Tensor, grad: bool) -> Result<Tensor> {
+        self.decoder.logits(hidden, grad)
+    }
+
+    /// Saves a folder transformers loads: `config.json`, `model.safetensors` (original
+    /// checkpoint names, tied head omitted), `generation_config.json`, and the tokenizer.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+        let config = serde_json::to_string_pretty(&self.config.to_json())
+            .map_err(|e| ModelError::invalid(format!("config: {e}")))?;
+        write(&dir.join("config.json"), config.as_bytes())?;
+        let tied = self.config.text.tie_word_embeddings;
+        self.params
+            .save_safetensors(&dir.join("model.safetensors"), |n| tied && n == "lm_head.weight")?;
+        let mut gen = serde_json::json!({"do_sample": false});
+        if let Some(b) = self.config.text.bos_token_id {
+            gen["bos_token_id"] = b.into();
+        }
+        let eos = self.stop_token_ids();
+        if !eos.is_empty() {
+            gen["eos_token_id"] = eos.into();
+        }
+        write(
+            &dir.join("generation_config.json"),
+            serde_json::to_string_pretty(&gen)
+                .unwrap_or_default()
+                .as_bytes(),
+        )?;
+        if let Some(t) = &self.tokenizer {
+            t.save(&dir.join("tokenizer.json"))?;
+        }
+        if self.config.vision.is_some() {
+            let text = match &self.preprocessor_json {
+                Some(t) => t.clone(),
+                None => DEFAULT_PREPROCESSOR_JSON.to_string(),
+            };
+            write(&dir.join("preprocessor_config.json"), text.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// The Qwen2.5-VL image processor settings, for models built from scratch.
+const DEFAULT_PREPROCESSOR_JSON: &str = r#"{
+  "image_processor_type": "Qwen2VLImageProcessor",
+  "processor_class": "Qwen2_5_VLProcessor",
+  "do_resize": true,
+  "do_rescale": true,
+  "rescale_factor": 0.00392156862745098,
+  "do_normalize": true,
+  "do_convert_rgb": true,
+  "image_mean": [0.48145466, 0.4578275, 0.40821073],
+  "image_std": [0.26862954, 0.26130258, 0.27577711],
+  "min_pixels": 3136,
+  "max_pixels": 12845056,
+  "patch_size": 14,
+  "merge_size": 2,
+  "temporal_patch_size": 2
+}
+"#;
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| ModelError::io(path, e))
+}
+
+/// `(B, T)` u32 ids.
+pub fn ids_tensor(ids: &[Vec<u32>], device: &Device) -> Result<Tensor> {
+    let b = ids.len();
+    let t = ids.first().map(Vec::len).unwrap_or(0);
+    if ids.iter().any(|r| r.len() != t) {
+        return Err(ModelError::invalid("batch rows differ in length; pad them first"));
+    }
+    let flat: Vec<u32> = ids.iter().flatten().copied().collect();
+    Ok(Tensor::from_vec(flat, (b, t), device)?)
+}
+
+/// The safetensors files of a folder: the shards an index names, or `model.safetensors`.
+fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        let text = std::fs::read_to_string(&index).map_err(|e| ModelError::io(&index, e))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| ModelError::format(&index, format!("not valid JSON: {e}")))?;
+        let map = v
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| ModelError::format(&index, "no `weight_map` object"))?;
+        let mut files: Vec<String> = map
+            .values()
+            .filter_map(|f| f.as_str().map(str::to_string))
+            .collect();
+        files.sort();
+        files.dedup();
+        let files: Vec<PathBuf> = files.into_iter().map(|f| dir.join(f)).collect();
+        if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+            return Err(ModelError::format(
+                &index,
+                format!("names shard {} which does not exist", missing.display()),
+            ));
+        }
+        return Ok(files);
+    }
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    Err(ModelError::format(
+        dir,
+        "no model.safetensors or model.safetensors.index.json in this folder",
+    ))
+}
