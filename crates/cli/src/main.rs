@@ -2,10 +2,16 @@
 //! library crate; this file only parses arguments and reports.
 
 mod data_cmd;
+mod demo_cmd;
+mod eval_cmd;
 mod reward_cmd;
 mod serve_cmd;
+mod train_cmd;
 
 use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -28,14 +34,26 @@ enum Command {
     Reward(reward_cmd::RewardArgs),
     /// Serve the mixed reward over HTTP: OpenRLHF's --remote_rm_url, /score, /health, /metrics.
     Serve(serve_cmd::ServeArgs),
+    /// The embedded demo: synth data, tiny Qwen2.5-VL, SFT, eval, GRPO, eval, before/after table.
+    Demo(demo_cmd::DemoArgs),
+    /// GRPO post-training with the mixed reward (config file + --set overrides).
+    Train(Box<train_cmd::TrainArgs>),
+    /// Supervised warm start on the answer format before GRPO.
+    Sft(train_cmd::SftArgs),
+    /// Evaluate per task and source (generate or score given responses); compare runs; convert benchmarks.
+    Eval(Box<eval_cmd::EvalArgs>),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Data(args) => data_cmd::run(args),
+        Command::Demo(args) => demo_cmd::run(args),
+        Command::Train(args) => train_cmd::run(*args),
+        Command::Sft(args) => train_cmd::run_sft(args),
         Command::Reward(args) => reward_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(args),
+        Command::Eval(args) => eval_cmd::run_cmd(*args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -74,7 +74,10 @@ impl Message {
     }
     /// How many image parts the message has.
     pub fn num_images(&self) -> usize {
-        self.parts.iter().filter(|p| matches!(p, Part::Image)).count()
+        self.parts
+            .iter()
+            .filter(|p| matches!(p, Part::Image))
+            .count()
     }
 }
 
@@ -133,7 +136,10 @@ pub fn expand_image_pads(text: &str, tokens_per_image: &[usize]) -> Result<Strin
             "image {i} has 0 tokens; every image needs at least one `{IMAGE_PAD}`"
         )));
     }
-    let extra: usize = tokens_per_image.iter().map(|n| (n - 1) * IMAGE_PAD.len()).sum();
+    let extra: usize = tokens_per_image
+        .iter()
+        .map(|n| (n - 1) * IMAGE_PAD.len())
+        .sum();
     let mut out = String::with_capacity(text.len() + extra);
     for (i, piece) in pieces.iter().enumerate() {
         out.push_str(piece);

@@ -69,11 +69,19 @@ impl SamplingConfig {
 pub struct Prompt {
     pub ids: Vec<u32>,
     pub images: Option<ImageInputs>,
+    /// This prompt's own sampling seed. When set, its tokens depend on the prompt and this seed
+    /// only, never on the rest of the batch; otherwise the row's seed derives from the
+    /// config's seed and the row index.
+    pub seed: Option<u64>,
 }
 
 impl Prompt {
     pub fn text(ids: Vec<u32>) -> Prompt {
-        Prompt { ids, images: None }
+        Prompt {
+            ids,
+            images: None,
+            seed: None,
+        }
     }
 }
 
@@ -193,8 +201,10 @@ pub fn generate(model: &Model, prompts: &[Prompt], cfg: &SamplingConfig) -> Resu
     let hidden = model.hidden_with_keys(&batch, &positions, &key_valid, Some(&mut cache), false)?;
     let mut logits = last_logits(model, &hidden.narrow(1, len - 1, 1)?)?;
 
-    let mut rngs: Vec<ChaCha8Rng> = (0..b)
-        .map(|r| ChaCha8Rng::seed_from_u64(row_seed(cfg.seed, r)))
+    let mut rngs: Vec<ChaCha8Rng> = prompts
+        .iter()
+        .enumerate()
+        .map(|(r, p)| ChaCha8Rng::seed_from_u64(p.seed.unwrap_or_else(|| row_seed(cfg.seed, r))))
         .collect();
     let mut out: Vec<Generation> = prompts
         .iter()

@@ -18,6 +18,7 @@
 //! - [`model`]: a loaded model: folder / GGUF / random init, forward, save.
 //! - [`gemv`]: the few-rows matrix product that decoding steps spend their time in.
 //! - [`generate`]: batched sampling with a KV cache and per-token log-probs.
+//! - [`token_logprob`]: log-probs of chosen tokens from logits, with a memory-light backward.
 //! - [`logprobs`]: the training forward: per-token log-probs of given completions.
 
 pub mod chat;
@@ -33,6 +34,7 @@ pub mod ops;
 pub mod params;
 pub mod processor;
 pub mod rope_index;
+pub mod token_logprob;
 pub mod tokenizer;
 pub mod vision;
 

@@ -5,7 +5,7 @@
 //! the whole prompt + completion exactly as generation computes them step by step, so these
 //! log-probs equal the sampler's for the same tokens (the tests check it).
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, Tensor};
 
 use crate::error::{ModelError, Result};
 use crate::generate::join_images;
@@ -80,21 +80,16 @@ pub fn completion_logprobs(
         DType::F64 => logits,
         _ => logits.to_dtype(DType::F32)?,
     };
-    let t = if temperature > 0.0 { temperature } else { 1.0 };
-    let logits = if t != 1.0 {
-        (logits / t as f64)?
-    } else {
-        logits
-    };
-    let logp_all = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+    let t = if temperature > 0.0 { temperature } else { 1.0 } as f64;
     let dev = model.device();
-    let targets = Tensor::from_vec(targets, (b, c, 1), dev)?;
+    let v = logits.dim(2)?;
+    let flat = logits.reshape((b * c, v))?;
+    let targets = Tensor::from_vec(targets, b * c, dev)?;
     let tmask = Tensor::from_vec(tmask, (b, c), dev)?.to_dtype(logits.dtype())?;
-    let logprobs = logp_all.gather(&targets, D::Minus1)?.squeeze(D::Minus1)?;
+    let logprobs = crate::token_logprob::token_logprobs(&flat, &targets, t)?.reshape((b, c))?;
     let logprobs = (logprobs * &tmask)?;
     let entropy = if with_entropy {
-        let lp = logp_all.detach();
-        let ent = (lp.exp()? * &lp)?.sum(D::Minus1)?.neg()?;
+        let ent = crate::token_logprob::row_entropy(&flat, t)?.reshape((b, c))?;
         Some((ent * &tmask)?)
     } else {
         None

@@ -197,6 +197,18 @@ impl Model {
         Ok(m)
     }
 
+    /// Replaces the image processor settings (written back on save).
+    pub fn set_preprocessor_json(&mut self, json: &str) -> Result<()> {
+        let v: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| ModelError::invalid(format!("preprocessor config: {e}")))?;
+        self.processor = Some(ImageProcessor::from_json(
+            &v,
+            Path::new("preprocessor_config.json"),
+        )?);
+        self.preprocessor_json = Some(json.to_string());
+        Ok(())
+    }
+
     pub fn params(&self) -> &Params {
         &self.params
     }
@@ -310,7 +322,46 @@ impl Model {
         Ok(crate::generate::Prompt {
             ids: tok.encode(&text)?,
             images: image_inputs,
+            seed: None,
         })
+    }
+
+    /// [`Model::chat_prompt`] for one user turn whose text marks images with `<image>` (as the
+    /// data engine writes problems): each marker becomes that image's place; images without a
+    /// marker go first. `system` overrides the template's default system prompt.
+    pub fn user_prompt(
+        &self,
+        system: Option<&str>,
+        text: &str,
+        images: &[image::DynamicImage],
+    ) -> Result<crate::generate::Prompt> {
+        use crate::chat::{Message, Part};
+        let pieces: Vec<&str> = text.split("<image>").collect();
+        let markers = pieces.len() - 1;
+        let mut parts = Vec::new();
+        for _ in markers..images.len() {
+            parts.push(Part::Image);
+        }
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 {
+                // A marker beyond the number of images is left out rather than invented.
+                if i <= images.len() {
+                    parts.push(Part::Image);
+                }
+            }
+            if !piece.is_empty() {
+                parts.push(Part::Text(piece.to_string()));
+            }
+        }
+        let mut messages = Vec::new();
+        if let Some(s) = system {
+            messages.push(Message::system(s));
+        }
+        messages.push(Message {
+            role: "user".to_string(),
+            parts,
+        });
+        self.chat_prompt(&messages, images)
     }
 
     /// The id used to pad batches.

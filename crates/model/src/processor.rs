@@ -196,7 +196,7 @@ impl ImageProcessor {
                 "patch_size, merge_size and temporal_patch_size must be positive",
             ));
         }
-        if p.image_std.iter().any(|&s| s == 0.0) {
+        if p.image_std.contains(&0.0) {
             return Err(ModelError::format(path, "image_std has a zero"));
         }
         Ok(p)
@@ -291,12 +291,12 @@ impl ImageProcessor {
                         let x0 = (bw * m + mw) * ps;
                         let row = &mut out[r * row_len..(r + 1) * row_len];
                         let mut k = 0usize;
-                        for c in 0..3 {
+                        for (c, lut) in table.iter().enumerate() {
                             for _t in 0..tp {
                                 for py in 0..ps {
                                     let base = ((y0 + py) * w + x0) * 3 + c;
                                     for px in 0..ps {
-                                        row[k] = table[c][raw[base + px * 3] as usize];
+                                        row[k] = lut[raw[base + px * 3] as usize];
                                         k += 1;
                                     }
                                 }
@@ -499,7 +499,10 @@ pub fn resize_pil(src: &RgbImage, width: u32, height: u32, resample: Resample) -
                 b.0 -= first;
             }
             let horiz = precompute_coeffs(in_w, out_w, resample);
-            (horizontal_pass(raw, in_w, first, last - first, &horiz), out_w)
+            (
+                horizontal_pass(raw, in_w, first, last - first, &horiz),
+                out_w,
+            )
         } else {
             (raw.clone(), in_w)
         };

@@ -252,8 +252,16 @@ impl VisionTower {
             (format!("{PREFIX}.merger.ln_q.weight"), vec![e], one),
             (format!("{PREFIX}.merger.mlp.0.weight"), vec![m, m], w),
             (format!("{PREFIX}.merger.mlp.0.bias"), vec![m], zero),
-            (format!("{PREFIX}.merger.mlp.2.weight"), vec![cfg.out_hidden_size, m], w),
-            (format!("{PREFIX}.merger.mlp.2.bias"), vec![cfg.out_hidden_size], zero),
+            (
+                format!("{PREFIX}.merger.mlp.2.weight"),
+                vec![cfg.out_hidden_size, m],
+                w,
+            ),
+            (
+                format!("{PREFIX}.merger.mlp.2.bias"),
+                vec![cfg.out_hidden_size],
+                zero,
+            ),
         ]);
         out
     }
@@ -280,7 +288,12 @@ impl VisionTower {
     /// them out, `grids` the `[t, h, w]` of each image: `(num_patches / merge², out_hidden)`,
     /// image by image, each image's merge units row-major (transformers' order). The output is
     /// differentiable in every weight when `grad` is true; otherwise no graph is recorded.
-    pub fn forward(&self, pixel_values: &Tensor, grids: &[[usize; 3]], grad: bool) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        pixel_values: &Tensor,
+        grids: &[[usize; 3]],
+        grad: bool,
+    ) -> Result<Tensor> {
         Ok(self.run(pixel_values, grids, grad, false)?.embeds)
     }
 
@@ -492,7 +505,8 @@ impl VisionTower {
         let heads = c.num_heads;
         let hd = e / heads;
         let dtype = x.dtype();
-        let qkv = ops::linear(x, &w(&blk.qkv_w), Some(&w(&blk.qkv_b)))?.reshape((n, 3, heads, hd))?;
+        let qkv =
+            ops::linear(x, &w(&blk.qkv_w), Some(&w(&blk.qkv_b)))?.reshape((n, 3, heads, hd))?;
         let cos = cos.unsqueeze(1)?;
         let sin = sin.unsqueeze(1)?;
         let rope = |t: Tensor| -> Result<Tensor> {
@@ -516,8 +530,7 @@ impl VisionTower {
             }
             let count = j - i;
             let take = |t: &Tensor| -> Result<Tensor> {
-                Ok(t
-                    .narrow(0, start, count * len)?
+                Ok(t.narrow(0, start, count * len)?
                     .reshape((count, len, heads, hd))?
                     .transpose(1, 2)?
                     .contiguous()?)

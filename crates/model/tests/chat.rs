@@ -79,7 +79,10 @@ fn qwen2_5_vl_template_text_and_ids() {
         let Some(tok) = &tok else { continue };
         let expanded = if case == "image_user" {
             let grid = &c["image_grid_thw"][0];
-            let n = (0..3).map(|i| grid[i].as_u64().unwrap() as usize).product::<usize>() / 4;
+            let n = (0..3)
+                .map(|i| grid[i].as_u64().unwrap() as usize)
+                .product::<usize>()
+                / 4;
             assert_eq!(n, c["num_image_pad_tokens"].as_u64().unwrap() as usize);
             let before = tok.encode(text.as_str(), true).unwrap();
             assert_eq!(before.get_ids(), ids(&c["rendered_ids_before_expansion"]));
@@ -142,9 +145,15 @@ fn rendering_rules() {
         "<|im_start|>user\na <|vision_start|><|image_pad|><|vision_end|> b\
          <|vision_start|><|image_pad|><|vision_end|><|im_end|>\n"
     );
-    assert_eq!(Message::user_with_images(1, "q").parts, vec![Part::Image, Part::Text("q".into())]);
+    assert_eq!(
+        Message::user_with_images(1, "q").parts,
+        vec![Part::Image, Part::Text("q".into())]
+    );
     // An empty conversation renders nothing but the generation prompt.
-    assert_eq!(render_chatml(&[], true, Some("x")), "<|im_start|>assistant\n");
+    assert_eq!(
+        render_chatml(&[], true, Some("x")),
+        "<|im_start|>assistant\n"
+    );
 }
 
 #[test]
@@ -156,7 +165,10 @@ fn image_pad_expansion() {
     );
     assert_eq!(expand_image_pads("none", &[]).unwrap(), "none");
     let e = expand_image_pads(text, &[2]).unwrap_err().to_string();
-    assert!(e.contains("2 `<|image_pad|>`") && e.contains("1 images"), "{e}");
+    assert!(
+        e.contains("2 `<|image_pad|>`") && e.contains("1 images"),
+        "{e}"
+    );
     assert!(expand_image_pads(text, &[1, 2, 3]).is_err());
     assert!(expand_image_pads(text, &[0, 1]).is_err());
 }

@@ -41,7 +41,11 @@ fn pixel_values_and_grids_match_transformers_exactly() {
             .iter()
             .map(|v| v.as_u64().unwrap() as usize)
             .collect();
-        assert_eq!(out.grids, vec![[want_grid[0], want_grid[1], want_grid[2]]], "{stem}");
+        assert_eq!(
+            out.grids,
+            vec![[want_grid[0], want_grid[1], want_grid[2]]],
+            "{stem}"
+        );
         assert_eq!(
             p.num_image_tokens(out.grids[0]),
             info["num_image_tokens"].as_u64().unwrap() as usize
@@ -51,16 +55,29 @@ fn pixel_values_and_grids_match_transformers_exactly() {
             .unwrap()
             .to_vec1::<f32>()
             .unwrap();
-        assert_eq!(out.pixel_values.dims(), t[&format!("processor.{stem}.pixel_values")].dims());
-        let got = out.pixel_values.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(
+            out.pixel_values.dims(),
+            t[&format!("processor.{stem}.pixel_values")].dims()
+        );
+        let got = out
+            .pixel_values
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         let max_diff = got
             .iter()
             .zip(&want)
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
-        let mismatches = got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        let mismatches = got
+            .iter()
+            .zip(&want)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
         assert_eq!(
-            mismatches, 0,
+            mismatches,
+            0,
             "{stem}: {mismatches} of {} values differ, max abs diff {max_diff}",
             want.len()
         );
@@ -77,7 +94,12 @@ fn several_images_are_concatenated_in_order() {
     let pb = p.process(&[b], &Device::Cpu).unwrap();
     assert_eq!(both.grids, vec![pa.grids[0], pb.grids[0]]);
     let cat = Tensor::cat(&[&pa.pixel_values, &pb.pixel_values], 0).unwrap();
-    let diff = (both.pixel_values - cat).unwrap().abs().unwrap().max_all().unwrap();
+    let diff = (both.pixel_values - cat)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap();
     assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
 }
 
@@ -111,7 +133,9 @@ fn config_layouts() {
     assert_eq!(p.resample, Resample::Bilinear);
     // Bad values are errors naming the field.
     let bad = json!({"image_mean": "x"});
-    let e = ImageProcessor::from_json(&bad, path).unwrap_err().to_string();
+    let e = ImageProcessor::from_json(&bad, path)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("image_mean"), "{e}");
     let bad = json!({"resample": 0});
     assert!(ImageProcessor::from_json(&bad, path).is_err());
@@ -149,12 +173,23 @@ fn alpha_and_grey_images_are_converted_to_rgb() {
     let p = ImageProcessor::default();
     let rgba = RgbaImage::from_fn(56, 56, |x, y| image::Rgba([x as u8, y as u8, 7, 3]));
     let rgb = RgbImage::from_fn(56, 56, |x, y| image::Rgb([x as u8, y as u8, 7]));
-    let a = p.process(&[DynamicImage::ImageRgba8(rgba)], &Device::Cpu).unwrap();
-    let b = p.process(&[DynamicImage::ImageRgb8(rgb)], &Device::Cpu).unwrap();
-    let diff = (a.pixel_values - b.pixel_values).unwrap().abs().unwrap().max_all().unwrap();
+    let a = p
+        .process(&[DynamicImage::ImageRgba8(rgba)], &Device::Cpu)
+        .unwrap();
+    let b = p
+        .process(&[DynamicImage::ImageRgb8(rgb)], &Device::Cpu)
+        .unwrap();
+    let diff = (a.pixel_values - b.pixel_values)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap();
     assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
     let grey = image::GrayImage::from_pixel(60, 60, image::Luma([90]));
-    let out = p.process(&[DynamicImage::ImageLuma8(grey)], &Device::Cpu).unwrap();
+    let out = p
+        .process(&[DynamicImage::ImageLuma8(grey)], &Device::Cpu)
+        .unwrap();
     assert_eq!(out.grids, vec![[1, 4, 4]]);
 }
 

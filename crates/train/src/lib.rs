@@ -1,0 +1,18 @@
+//! `mixed-r1-train`: the training loops that put the model, the mixed reward and the GRPO
+//! pieces together.
+//!
+//! - [`tiny`]: named tiny Qwen2.5-VL / Qwen2 configs built from scratch around a real tokenizer.
+//! - [`prompts`]: a dataset sample → the policy's prompt (the eval crate's template, the model's
+//!   chat template, images through the image processor).
+//! - [`rollout`]: G completions per prompt, each scored by its task's reward.
+//! - [`grpo`]: the GRPO trainer: rollouts, advantages, clipped loss, KL, optimisation passes,
+//!   checkpoints with exact resume, metrics and plots.
+//! - [`sft`]: a supervised warm start on the same data (answers in the expected format).
+
+pub mod grpo;
+pub mod prompts;
+pub mod rollout;
+pub mod sft;
+pub mod tiny;
+
+pub use grpo::{StepReport, Trainer};
