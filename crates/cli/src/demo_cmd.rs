@@ -105,8 +105,12 @@ fn evaluate(
     Ok((r.into_model(), results))
 }
 
-pub fn run(a: DemoArgs) -> Result<()> {
+pub fn run(mut a: DemoArgs) -> Result<()> {
     let t0 = Instant::now();
+    // Absolute, so the image paths written into train.jsonl / heldout.jsonl stay valid from
+    // wherever those files are read.
+    a.out =
+        std::path::absolute(&a.out).with_context(|| format!("bad --out {}", a.out.display()))?;
     let tokenizer = a.tokenizer.clone().unwrap_or_else(default_tokenizer);
     anyhow::ensure!(
         tokenizer.is_file(),
@@ -140,13 +144,21 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let held_path = a.out.join("heldout.jsonl");
     write_jsonl(&train, &train_path)?;
     write_jsonl(&held, &held_path)?;
-    println!("data: {} train / {} held-out samples in {}", train.len(), held.len(), a.out.display());
+    println!(
+        "data: {} train / {} held-out samples in {}",
+        train.len(),
+        held.len(),
+        a.out.display()
+    );
 
     // 2-3. Tiny model, SFT.
     let opts = LoadOptions::default();
     let model = tiny::build("tiny-qwen2.5-vl", &tokenizer, a.seed, &opts)?;
     let (total, _) = model.params().count();
-    println!("model: tiny-qwen2.5-vl, {:.1}M parameters", total as f64 / 1e6);
+    println!(
+        "model: tiny-qwen2.5-vl, {:.1}M parameters",
+        total as f64 / 1e6
+    );
     let mut maker = PromptMaker::new(PromptTemplate::default(), reward.clone());
     let sc = sft::SftConfig {
         steps: a.sft_steps,
@@ -172,22 +184,24 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let (model, before) = evaluate(model, &reward, &held_path, &before_dir, a.quiet)?;
 
     // 5. GRPO.
-    let mut cfg = TrainConfig::default();
-    cfg.seed = a.seed;
-    cfg.output_dir = a.out.join("grpo");
-    cfg.total_steps = a.grpo_steps;
-    cfg.save_every = 0;
-    cfg.keep_last = 1;
-    cfg.group_size = 8;
-    cfg.batch_prompts = 4;
-    cfg.max_completion_len = 40;
-    cfg.reward = reward.clone();
-    cfg.temperature = 1.0;
-    cfg.beta = 0.0;
-    cfg.lr = 5e-4;
-    cfg.warmup_steps = 2;
-    cfg.weight_decay = 0.0;
-    cfg.freeze_vision = false;
+    let mut cfg = TrainConfig {
+        seed: a.seed,
+        output_dir: a.out.join("grpo"),
+        total_steps: a.grpo_steps,
+        save_every: 0,
+        keep_last: 1,
+        group_size: 8,
+        batch_prompts: 4,
+        max_completion_len: 40,
+        reward: reward.clone(),
+        temperature: 1.0,
+        beta: 0.0,
+        lr: 5e-4,
+        warmup_steps: 2,
+        weight_decay: 0.0,
+        freeze_vision: false,
+        ..Default::default()
+    };
     cfg.data.train = Some(train_path.clone());
     let _ = std::fs::remove_dir_all(&cfg.output_dir);
     let mut trainer = Trainer::new(cfg.clone(), model, train, PromptTemplate::default())?;
@@ -206,10 +220,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
 
     // 6. Eval after.
     let after_dir = a.out.join("eval-grpo");
-    let policy = std::mem::replace(
-        &mut trainer.policy,
-        Model::load(&sft_dir, &opts)?,
-    );
+    let policy = std::mem::replace(&mut trainer.policy, Model::load(&sft_dir, &opts)?);
     let (_, after) = evaluate(policy, &reward, &held_path, &after_dir, a.quiet)?;
 
     // 7. Report.
@@ -221,7 +232,11 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let mut rows: Vec<(String, usize, f64, f64)> = Vec::new();
     for (task, m) in &before.tasks {
         let b = m.mean_reward.unwrap_or(0.0);
-        let aft = after.tasks.get(task).and_then(|m| m.mean_reward).unwrap_or(0.0);
+        let aft = after
+            .tasks
+            .get(task)
+            .and_then(|m| m.mean_reward)
+            .unwrap_or(0.0);
         rows.push((task.clone(), m.samples, b, aft));
     }
     rows.push((
@@ -235,8 +250,15 @@ pub fn run(a: DemoArgs) -> Result<()> {
     }
     println!("\ncheckpoint:  {}", ckpt.display());
     println!("plots:       {}", cfg.output_dir.join("plots").display());
-    println!("evals:       {} and {}", before_dir.display(), after_dir.display());
-    println!("comparison:  {}", a.out.join("compare/compare.md").display());
+    println!(
+        "evals:       {} and {}",
+        before_dir.display(),
+        after_dir.display()
+    );
+    println!(
+        "comparison:  {}",
+        a.out.join("compare/compare.md").display()
+    );
     println!("total time:  {:.0} s", t0.elapsed().as_secs_f64());
     Ok(())
 }

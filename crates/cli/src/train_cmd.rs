@@ -72,7 +72,8 @@ fn set_key(doc: &mut toml::Table, kv: &str) -> Result<()> {
 pub fn load_config(a: &TrainArgs) -> Result<TrainConfig> {
     let mut doc: toml::Table = match &a.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
             toml::from_str(&text).with_context(|| format!("{}: invalid TOML", p.display()))?
         }
         None => toml::Table::new(),
@@ -80,9 +81,15 @@ pub fn load_config(a: &TrainArgs) -> Result<TrainConfig> {
     for kv in &a.set {
         set_key(&mut doc, kv)?;
     }
-    let mut cfg: TrainConfig = toml::Value::Table(doc)
-        .try_into()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", a.config.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "config".into())))?;
+    let mut cfg: TrainConfig = toml::Value::Table(doc).try_into().map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e}",
+            a.config
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "config".into())
+        )
+    })?;
     if let Some(dir) = a.config.as_deref().and_then(Path::parent) {
         cfg.resolve_paths(dir);
     }
@@ -112,7 +119,10 @@ pub fn load_config(a: &TrainArgs) -> Result<TrainConfig> {
 
 pub fn load_options(cfg: &TrainConfig) -> Result<LoadOptions> {
     if cfg.model.device != "cpu" {
-        bail!("device `{}`: this build runs on the CPU (build with --features cuda for GPUs)", cfg.model.device);
+        bail!(
+            "device `{}`: this build runs on the CPU (build with --features cuda for GPUs)",
+            cfg.model.device
+        );
     }
     Ok(LoadOptions::default().with_dtype_name(&cfg.model.dtype)?)
 }
@@ -121,7 +131,9 @@ pub fn load_options(cfg: &TrainConfig) -> Result<LoadOptions> {
 pub fn load_policy(cfg: &TrainConfig) -> Result<Model> {
     let opts = load_options(cfg)?;
     match (&cfg.model.path, &cfg.model.tiny) {
-        (Some(p), _) => Model::load(p, &opts).with_context(|| format!("cannot load the model {}", p.display())),
+        (Some(p), _) => {
+            Model::load(p, &opts).with_context(|| format!("cannot load the model {}", p.display()))
+        }
         (None, Some(name)) => {
             let tok = cfg
                 .model
@@ -143,7 +155,11 @@ pub fn default_tokenizer() -> PathBuf {
 pub fn load_samples(path: &Path, quiet: bool) -> Result<Vec<Sample>> {
     let data = mixed_r1_eval::load_data(&[path.to_path_buf()])?;
     if !data.skipped.is_empty() && !quiet {
-        eprintln!("warning: {} rows of {} skipped:", data.skipped.len(), path.display());
+        eprintln!(
+            "warning: {} rows of {} skipped:",
+            data.skipped.len(),
+            path.display()
+        );
         for s in data.skipped.iter().take(5) {
             eprintln!("  {}:{}: {}", s.file, s.line, s.reason);
         }
@@ -157,15 +173,21 @@ pub fn bar(len: u64, quiet: bool, what: &str) -> ProgressBar {
     }
     let pb = ProgressBar::new(len);
     pb.set_style(
-        ProgressStyle::with_template(&format!("{what} {{bar:30}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}"))
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(&format!(
+            "{what} {{bar:30}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     pb
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
     let cfg = load_config(&a)?;
-    let data = cfg.data.train.clone().context("no training data: set data.train (--data)")?;
+    let data = cfg
+        .data
+        .train
+        .clone()
+        .context("no training data: set data.train (--data)")?;
     let samples = load_samples(&data, a.quiet)?;
     let template = PromptTemplate::default();
     let mut trainer = if a.resume {
@@ -189,7 +211,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
     })?;
     pb.finish();
     println!("checkpoint: {}", dir.display());
-    println!("metrics:    {}", cfg.output_dir.join("metrics.jsonl").display());
+    println!(
+        "metrics:    {}",
+        cfg.output_dir.join("metrics.jsonl").display()
+    );
     println!("plots:      {}", cfg.output_dir.join("plots").display());
     Ok(())
 }

@@ -14,7 +14,10 @@ fn root() -> PathBuf {
 
 fn tokenizer() -> PathBuf {
     let p = root().join(".cache/assets/qwen-tokenizer/tokenizer.json");
-    assert!(p.is_file(), "run `bash scripts/fetch-assets.sh qwen-tokenizer` first");
+    assert!(
+        p.is_file(),
+        "run `bash scripts/fetch-assets.sh qwen-tokenizer` first"
+    );
     p
 }
 
@@ -35,7 +38,14 @@ fn demo_runs_end_to_end_in_miniature() {
     let dir = tempfile::tempdir().unwrap();
     let out = bin()
         .current_dir(root())
-        .args(["demo", "--quiet", "--samples", "60", "--heldout-per-task", "1"])
+        .args([
+            "demo",
+            "--quiet",
+            "--samples",
+            "60",
+            "--heldout-per-task",
+            "1",
+        ])
         .args(["--sft-steps", "2", "--grpo-steps", "2", "--out"])
         .arg(dir.path())
         .args(["--tokenizer"])
@@ -43,7 +53,10 @@ fn demo_runs_end_to_end_in_miniature() {
         .output()
         .unwrap();
     let stdout = ok(&out);
-    assert!(stdout.contains("| all |"), "no before/after table:\n{stdout}");
+    assert!(
+        stdout.contains("| all |"),
+        "no before/after table:\n{stdout}"
+    );
     for f in [
         "train.jsonl",
         "heldout.jsonl",
@@ -64,14 +77,25 @@ fn sft_then_train_from_flags_and_resume() {
     let dir = tempfile::tempdir().unwrap();
     let synth = dir.path().join("synth");
     ok(&bin()
-        .args(["data", "synth", "--count", "24", "--seed", "5", "--quiet", "--out"])
+        .args([
+            "data", "synth", "--count", "24", "--seed", "5", "--quiet", "--out",
+        ])
         .arg(&synth)
         .output()
         .unwrap());
     let data = synth.join("samples.jsonl");
     let sft_dir = dir.path().join("sft");
     let stdout = ok(&bin()
-        .args(["sft", "--tiny", "tiny-qwen2", "--steps", "2", "--batch", "2", "--quiet"])
+        .args([
+            "sft",
+            "--tiny",
+            "tiny-qwen2",
+            "--steps",
+            "2",
+            "--batch",
+            "2",
+            "--quiet",
+        ])
         .args(["--tokenizer"])
         .arg(tokenizer())
         .args(["--data"])
@@ -91,7 +115,8 @@ fn sft_then_train_from_flags_and_resume() {
             .args(["--out"])
             .arg(&run)
             .args(["--set", "group_size=2", "--set", "batch_prompts=1"])
-            .args(["--set", "max_completion_len=8", "--set", "beta=0.04"]);
+            .args(["--set", "max_completion_len=8", "--set", "beta=0.04"])
+            .args(["--set", "warmup_steps=0"]);
         if resume {
             c.arg("--resume");
         }
@@ -110,13 +135,23 @@ fn bad_configs_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("train.toml");
     std::fs::write(&cfg, "group_size = 8\nnot_a_key = 1\n").unwrap();
-    let out = bin().args(["train", "--config"]).arg(&cfg).output().unwrap();
+    let out = bin()
+        .args(["train", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not_a_key"), "{err}");
 
     let out = bin()
-        .args(["train", "--tiny", "tiny-qwen2", "--data", "/nonexistent/data.jsonl"])
+        .args([
+            "train",
+            "--tiny",
+            "tiny-qwen2",
+            "--data",
+            "/nonexistent/data.jsonl",
+        ])
         .args(["--set", "eps_low=2"])
         .output()
         .unwrap();

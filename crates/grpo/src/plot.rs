@@ -62,7 +62,8 @@ const BLACK: [u8; 3] = [0, 0, 0];
 const GRID: [u8; 3] = [228, 228, 228];
 
 /// Series `<prefix>/<task>` of every task found in JSONL metric records (keys sorted), e.g.
-/// `per_task_series(&records, "reward")` for `reward/mcq`, `reward/grounding`, ...
+/// `per_task_series(&records, "reward")` for `reward/mcq`, `reward/grounding`, ...; the
+/// batch-wide `<prefix>/mean` and `<prefix>/std` are not tasks and are left out.
 pub fn per_task_series(records: &[Value], prefix: &str) -> Vec<Series> {
     let head = format!("{prefix}/");
     let mut names = std::collections::BTreeSet::new();
@@ -70,7 +71,7 @@ pub fn per_task_series(records: &[Value], prefix: &str) -> Vec<Series> {
         if let Some(obj) = r.as_object() {
             for k in obj.keys() {
                 if let Some(task) = k.strip_prefix(&head) {
-                    if !task.is_empty() {
+                    if !task.is_empty() && task != "mean" && task != "std" {
                         names.insert(task.to_string());
                     }
                 }

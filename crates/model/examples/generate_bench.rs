@@ -32,7 +32,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = Model::load(&gguf, &LoadOptions::default())?;
     let load_s = t0.elapsed().as_secs_f64();
     let prompt = model.chat_prompt(
-        &[Message::user("Write a short story about a robot who learns to paint.")],
+        &[Message::user(
+            "Write a short story about a robot who learns to paint.",
+        )],
         &[],
     )?;
     let cfg = SamplingConfig {

@@ -11,7 +11,11 @@ use mixed_r1_model::config::ModelConfig;
 use mixed_r1_model::model::{Batch, LoadOptions, Model};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let out = PathBuf::from(std::env::args().nth(1).ok_or("usage: save_for_transformers OUT")?);
+    let out = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .ok_or("usage: save_for_transformers OUT")?,
+    );
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     for name in ["tiny-qwen2", "tiny-qwen2_5_vl"] {
         let mut cfg = ModelConfig::from_file(&fixtures.join(name).join("config.json"))?;

@@ -91,7 +91,9 @@ pub struct ModelConfig {
 }
 
 fn get<'a>(sections: &[&'a Map<String, Value>], key: &str) -> Option<&'a Value> {
-    sections.iter().find_map(|s| s.get(key).filter(|v| !v.is_null()))
+    sections
+        .iter()
+        .find_map(|s| s.get(key).filter(|v| !v.is_null()))
 }
 
 fn req_usize(sections: &[&Map<String, Value>], key: &str, path: &Path) -> Result<usize> {
@@ -102,13 +104,19 @@ fn req_usize(sections: &[&Map<String, Value>], key: &str, path: &Path) -> Result
 }
 
 fn opt_usize(sections: &[&Map<String, Value>], key: &str) -> Option<usize> {
-    get(sections, key).and_then(Value::as_u64).map(|v| v as usize)
+    get(sections, key)
+        .and_then(Value::as_u64)
+        .map(|v| v as usize)
 }
 
 fn ids(v: Option<&Value>) -> Vec<u32> {
     match v {
         Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_u64())
+            .map(|x| x as u32)
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -197,7 +205,10 @@ impl ModelConfig {
                 .and_then(Value::as_bool)
                 .unwrap_or(false)
         {
-            return Err(ModelError::format(path, "`mlp_bias: true` is not supported"));
+            return Err(ModelError::format(
+                path,
+                "`mlp_bias: true` is not supported",
+            ));
         }
         let text = TextConfig {
             vocab_size: req_usize(&sections, "vocab_size", path)?,
@@ -260,11 +271,7 @@ impl ModelConfig {
         } else {
             None
         };
-        let tok = |k: &str| {
-            get(&sections, k)
-                .and_then(Value::as_u64)
-                .map(|x| x as u32)
-        };
+        let tok = |k: &str| get(&sections, k).and_then(Value::as_u64).map(|x| x as u32);
         Ok(ModelConfig {
             arch,
             text,
@@ -324,9 +331,13 @@ impl ModelConfig {
             }
             Arch::Qwen25Vl => {
                 let mrope = t.mrope_section.clone().unwrap_or_default();
-                text["rope_scaling"] = json!({"type": "mrope", "rope_type": "default", "mrope_section": mrope});
+                text["rope_scaling"] =
+                    json!({"type": "mrope", "rope_type": "default", "mrope_section": mrope});
                 text["model_type"] = json!("qwen2_5_vl_text");
-                let v = self.vision.as_ref().expect("a VL config has a vision tower");
+                let v = self
+                    .vision
+                    .as_ref()
+                    .expect("a VL config has a vision tower");
                 let mut out = text.clone();
                 out["architectures"] = json!([self.arch.hf_name()]);
                 out["model_type"] = json!("qwen2_5_vl");
@@ -368,8 +379,7 @@ impl ModelConfig {
 impl TextConfig {
     fn validate(&self, path: &Path) -> Result<()> {
         let bad = |msg: String| Err(ModelError::format(path, msg));
-        if self.num_key_value_heads == 0
-            || self.num_attention_heads % self.num_key_value_heads != 0
+        if self.num_key_value_heads == 0 || self.num_attention_heads % self.num_key_value_heads != 0
         {
             return bad(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
@@ -377,7 +387,10 @@ impl TextConfig {
             ));
         }
         if self.head_dim % 2 != 0 {
-            return bad(format!("head_dim {} is odd; rotary needs it even", self.head_dim));
+            return bad(format!(
+                "head_dim {} is odd; rotary needs it even",
+                self.head_dim
+            ));
         }
         if let Some(s) = &self.mrope_section {
             if s.len() != 3 || s.iter().sum::<usize>() != self.head_dim / 2 {

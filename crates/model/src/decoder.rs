@@ -68,12 +68,19 @@ impl Decoder {
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for l in 0..cfg.num_hidden_layers {
             let proj = |name: &str, out: usize| -> Result<(Tensor, Option<Tensor>)> {
-                let w = params.get_shaped(&layer_name(l, &format!("self_attn.{name}.weight")), &[out, h])?;
-                let b = if cfg.qkv_bias {
-                    Some(params.get_shaped(&layer_name(l, &format!("self_attn.{name}.bias")), &[out])?)
-                } else {
-                    None
-                };
+                let w = params.get_shaped(
+                    &layer_name(l, &format!("self_attn.{name}.weight")),
+                    &[out, h],
+                )?;
+                let b =
+                    if cfg.qkv_bias {
+                        Some(params.get_shaped(
+                            &layer_name(l, &format!("self_attn.{name}.bias")),
+                            &[out],
+                        )?)
+                    } else {
+                        None
+                    };
                 Ok((w, b))
             };
             layers.push(Layer {
@@ -110,17 +117,29 @@ impl Decoder {
         let (h, hd, i) = (cfg.hidden_size, cfg.head_dim, cfg.intermediate_size);
         let (nh, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
         let w = Init::Normal(0.02);
-        let mut specs = vec![("model.embed_tokens.weight".to_string(), vec![cfg.vocab_size, h], w)];
+        let mut specs = vec![(
+            "model.embed_tokens.weight".to_string(),
+            vec![cfg.vocab_size, h],
+            w,
+        )];
         for l in 0..cfg.num_hidden_layers {
             let mut add = |rest: &str, shape: Vec<usize>, init: Init| {
                 specs.push((layer_name(l, rest), shape, init))
             };
             add("input_layernorm.weight", vec![h], Init::Const(1.0));
             add("post_attention_layernorm.weight", vec![h], Init::Const(1.0));
-            for (name, out) in [("q_proj", nh * hd), ("k_proj", nkv * hd), ("v_proj", nkv * hd)] {
+            for (name, out) in [
+                ("q_proj", nh * hd),
+                ("k_proj", nkv * hd),
+                ("v_proj", nkv * hd),
+            ] {
                 add(&format!("self_attn.{name}.weight"), vec![out, h], w);
                 if cfg.qkv_bias {
-                    add(&format!("self_attn.{name}.bias"), vec![out], Init::Const(0.0));
+                    add(
+                        &format!("self_attn.{name}.bias"),
+                        vec![out],
+                        Init::Const(0.0),
+                    );
                 }
             }
             add("self_attn.o_proj.weight", vec![h, nh * hd], w);
@@ -142,10 +161,11 @@ impl Decoder {
     /// Token embeddings `(B, T, H)` for ids `(B, T)`.
     pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        Ok(self
-            .embed
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, self.cfg.hidden_size))?)
+        Ok(self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
+            b,
+            t,
+            self.cfg.hidden_size,
+        ))?)
     }
 
     /// `cos`/`sin` of shape `(B, 1, T, head_dim)` from positions `(R, B, T)` (f32), where R is 1

@@ -31,8 +31,7 @@ impl CustomOp2 for SmallRowsMatmul {
         if k != k2 {
             candle_core::bail!("small-rows-matmul: inner dims {k} vs {k2}");
         }
-        let (Some((x0, x1)), Some((w0, w1))) =
-            (l1.contiguous_offsets(), l2.contiguous_offsets())
+        let (Some((x0, x1)), Some((w0, w1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
         else {
             candle_core::bail!("small-rows-matmul: inputs must be contiguous");
         };

@@ -174,7 +174,11 @@ pub fn join_images(prompts: &[&Option<ImageInputs>]) -> Result<Option<ImageInput
 }
 
 /// Generates a completion for every prompt, in one batch.
-pub fn generate(model: &Model, prompts: &[Prompt], cfg: &SamplingConfig) -> Result<Vec<Generation>> {
+pub fn generate(
+    model: &Model,
+    prompts: &[Prompt],
+    cfg: &SamplingConfig,
+) -> Result<Vec<Generation>> {
     cfg.validate()?;
     if prompts.is_empty() {
         return Ok(Vec::new());
@@ -268,6 +272,9 @@ pub fn generate(model: &Model, prompts: &[Prompt], cfg: &SamplingConfig) -> Resu
 
 /// `(B, 1, H)` hidden → per-row f32 logits.
 fn last_logits(model: &Model, hidden: &Tensor) -> Result<Vec<Vec<f32>>> {
-    let l = model.head(hidden, false)?.i((.., 0, ..))?.to_dtype(DType::F32)?;
+    let l = model
+        .head(hidden, false)?
+        .i((.., 0, ..))?
+        .to_dtype(DType::F32)?;
     Ok(l.to_vec2::<f32>()?)
 }

@@ -38,7 +38,10 @@ fn meta_u32(c: &Content, key: &str, path: &Path) -> Result<usize> {
 }
 
 fn meta_f32(c: &Content, key: &str) -> Option<f64> {
-    c.metadata.get(key).and_then(|v| v.to_f32().ok()).map(f64::from)
+    c.metadata
+        .get(key)
+        .and_then(|v| v.to_f32().ok())
+        .map(f64::from)
 }
 
 fn meta_strings(c: &Content, key: &str, path: &Path) -> Result<Vec<String>> {

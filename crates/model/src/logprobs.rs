@@ -41,10 +41,17 @@ pub fn completion_logprobs(
         return Err(ModelError::invalid("no sequences"));
     }
     if let Some(i) = seqs.iter().position(|s| s.prompt.is_empty()) {
-        return Err(ModelError::invalid(format!("sequence {i} has an empty prompt")));
+        return Err(ModelError::invalid(format!(
+            "sequence {i} has an empty prompt"
+        )));
     }
     let p = seqs.iter().map(|s| s.prompt.len()).max().unwrap_or(0);
-    let c = seqs.iter().map(|s| s.completion.len()).max().unwrap_or(0).max(1);
+    let c = seqs
+        .iter()
+        .map(|s| s.completion.len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let pad = model.pad_token_id();
     let b = seqs.len();
     let mut ids = Vec::with_capacity(b);
@@ -58,7 +65,10 @@ pub fn completion_logprobs(
         row.extend_from_slice(&s.completion);
         row.resize(p + c, pad);
         let mut m = vec![0u8; lp];
-        m.extend(std::iter::repeat_n(1u8, s.prompt.len() + s.completion.len()));
+        m.extend(std::iter::repeat_n(
+            1u8,
+            s.prompt.len() + s.completion.len(),
+        ));
         m.resize(p + c, 0);
         ids.push(row);
         mask.push(m);

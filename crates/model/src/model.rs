@@ -422,9 +422,10 @@ impl Model {
         let vision = self.vision.as_ref().ok_or_else(|| {
             ModelError::invalid("this model has no vision tower; the batch has images")
         })?;
-        let image_token = self.config.image_token_id.ok_or_else(|| {
-            ModelError::invalid("the config names no image_token_id")
-        })?;
+        let image_token = self
+            .config
+            .image_token_id
+            .ok_or_else(|| ModelError::invalid("the config names no image_token_id"))?;
         let feats = vision.forward(
             &images.pixel_values.to_dtype(self.dtype())?,
             &images.grids,
@@ -520,7 +521,9 @@ impl Model {
         write(&dir.join("config.json"), config.as_bytes())?;
         let tied = self.config.text.tie_word_embeddings;
         self.params
-            .save_safetensors(&dir.join("model.safetensors"), |n| tied && n == "lm_head.weight")?;
+            .save_safetensors(&dir.join("model.safetensors"), |n| {
+                tied && n == "lm_head.weight"
+            })?;
         let mut gen = serde_json::json!({"do_sample": false});
         if let Some(b) = self.config.text.bos_token_id {
             gen["bos_token_id"] = b.into();
@@ -577,7 +580,9 @@ pub fn ids_tensor(ids: &[Vec<u32>], device: &Device) -> Result<Tensor> {
     let b = ids.len();
     let t = ids.first().map(Vec::len).unwrap_or(0);
     if ids.iter().any(|r| r.len() != t) {
-        return Err(ModelError::invalid("batch rows differ in length; pad them first"));
+        return Err(ModelError::invalid(
+            "batch rows differ in length; pad them first",
+        ));
     }
     let flat: Vec<u32> = ids.iter().flatten().copied().collect();
     Ok(Tensor::from_vec(flat, (b, t), device)?)

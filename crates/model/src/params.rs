@@ -59,8 +59,12 @@ impl Params {
 
     /// Adds (or replaces) a weight; the tensor is converted to the store's dtype and device.
     pub fn insert(&mut self, name: &str, t: &Tensor) -> Result<()> {
-        let t = t.to_device(&self.device)?.to_dtype(self.dtype)?.contiguous()?;
-        self.vars.insert(canonical_name(name), Var::from_tensor(&t)?);
+        let t = t
+            .to_device(&self.device)?
+            .to_dtype(self.dtype)?
+            .contiguous()?;
+        self.vars
+            .insert(canonical_name(name), Var::from_tensor(&t)?);
         Ok(())
     }
 

@@ -43,7 +43,8 @@ fn exp_f32(x: f32) -> f32 {
     let p = 1.0
         + r * (1.0
             + r * (0.5
-                + r * (0.166_666_67 + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
+                + r * (0.166_666_67
+                    + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
     p * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
@@ -179,7 +180,13 @@ impl CustomOp3 for TokenLogprobGrad {
                 let g = contiguous::<f32>(s3, l3)?;
                 let mut o = vec![0f32; n * v];
                 o.par_chunks_mut(v).enumerate().for_each(|(i, out)| {
-                    grad_f32(&x[i * v..(i + 1) * v], out, targets[i] as usize, g[i], self.inv_temp as f32)
+                    grad_f32(
+                        &x[i * v..(i + 1) * v],
+                        out,
+                        targets[i] as usize,
+                        g[i],
+                        self.inv_temp as f32,
+                    )
                 });
                 CpuStorage::F32(o)
             }
@@ -188,7 +195,13 @@ impl CustomOp3 for TokenLogprobGrad {
                 let g = contiguous::<f64>(s3, l3)?;
                 let mut o = vec![0f64; n * v];
                 o.par_chunks_mut(v).enumerate().for_each(|(i, out)| {
-                    grad_f64(&x[i * v..(i + 1) * v], out, targets[i] as usize, g[i], self.inv_temp)
+                    grad_f64(
+                        &x[i * v..(i + 1) * v],
+                        out,
+                        targets[i] as usize,
+                        g[i],
+                        self.inv_temp,
+                    )
                 });
                 CpuStorage::F64(o)
             }
@@ -286,18 +299,36 @@ mod tests {
                 .unwrap()
                 .squeeze(1)
                 .unwrap();
-            let d = (&ours - &reference).unwrap().abs().unwrap().max_all().unwrap();
+            let d = (&ours - &reference)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap();
             assert!(d.to_scalar::<f32>().unwrap() < 1e-5);
             let w = Tensor::new(&[1f32, -2.0, 0.5, 3.0, -1.0], &dev).unwrap();
             let g1 = (ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (reference * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (reference * &w)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             let a = g1.get(var.as_tensor()).unwrap();
             let b = g2.get(var.as_tensor()).unwrap();
             let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
             assert!(d.to_scalar::<f32>().unwrap() < 1e-5, "gradient differs");
-            let ent = row_entropy(var.as_tensor(), t).unwrap().to_vec1::<f32>().unwrap();
+            let ent = row_entropy(var.as_tensor(), t)
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
             let p = candle_nn::ops::softmax(&scaled, 1).unwrap();
-            let want = (p.clone() * p.log().unwrap()).unwrap().sum(1).unwrap().neg().unwrap();
+            let want = (p.clone() * p.log().unwrap())
+                .unwrap()
+                .sum(1)
+                .unwrap()
+                .neg()
+                .unwrap();
             for (x, y) in ent.iter().zip(want.to_vec1::<f32>().unwrap()) {
                 assert!((x - y).abs() < 1e-4);
             }

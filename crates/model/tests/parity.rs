@@ -52,7 +52,12 @@ fn image_batch(case: &serde_json::Value, pixels: &Tensor) -> Batch {
         .unwrap()
         .iter()
         .map(|g| {
-            let g: Vec<usize> = g.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+            let g: Vec<usize> = g
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as usize)
+                .collect();
             [g[0], g[1], g[2]]
         })
         .collect();

@@ -15,7 +15,11 @@ fn model() -> Model {
 }
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 #[test]
@@ -25,7 +29,12 @@ fn smollm2_gguf_logits_tokenizer_and_greedy_answer_match_transformers() {
     let m = model();
     let c = &m.config.text;
     assert_eq!(
-        (c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.num_key_value_heads),
+        (
+            c.hidden_size,
+            c.num_hidden_layers,
+            c.num_attention_heads,
+            c.num_key_value_heads
+        ),
         (576, 30, 9, 3)
     );
     assert!(c.tie_word_embeddings);
@@ -34,19 +43,36 @@ fn smollm2_gguf_logits_tokenizer_and_greedy_answer_match_transformers() {
     // for the tricky strings.
     let tok = m.tokenizer.as_ref().unwrap();
     let prompt_ids = ids(&s["input_ids"]);
-    assert_eq!(tok.encode(s["rendered"].as_str().unwrap()).unwrap(), prompt_ids);
+    assert_eq!(
+        tok.encode(s["rendered"].as_str().unwrap()).unwrap(),
+        prompt_ids
+    );
     for e in s["encodings"].as_array().unwrap() {
         let text = e["text"].as_str().unwrap();
-        assert_eq!(tok.encode(text).unwrap(), ids(&e["ids_no_special"]), "encoding {text:?}");
+        assert_eq!(
+            tok.encode(text).unwrap(),
+            ids(&e["ids_no_special"]),
+            "encoding {text:?}"
+        );
     }
 
     // Last-position logits over the whole vocabulary.
     let batch = Batch::left_padded(std::slice::from_ref(&prompt_ids), 2);
     let logits = m.logits(&batch, false).unwrap();
     let t = prompt_ids.len();
-    let last = logits.get(0).unwrap().get(t - 1).unwrap().to_vec1::<f32>().unwrap();
+    let last = logits
+        .get(0)
+        .unwrap()
+        .get(t - 1)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     let theirs = tensors()["smollm2.last_logits"].to_vec1::<f32>().unwrap();
-    let d = last.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let d = last
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
     // Real weights, 30 layers and logits of magnitude ~30: f32 summation order differs
     // between the two gemm libraries, so the bound is relative to the logit scale.
     assert!(d <= 2e-3, "last-position logits max abs diff {d}");
@@ -62,6 +88,9 @@ fn smollm2_gguf_logits_tokenizer_and_greedy_answer_match_transformers() {
     // Greedy generation: the same tokens and text.
     let out = generate(&m, &[Prompt::text(prompt_ids)], &SamplingConfig::greedy(24)).unwrap();
     assert_eq!(out[0].tokens, ids(&s["greedy"]["ids"]));
-    assert_eq!(out[0].text, s["greedy"]["text_skip_special"].as_str().unwrap());
+    assert_eq!(
+        out[0].text,
+        s["greedy"]["text_skip_special"].as_str().unwrap()
+    );
     assert!(out[0].stopped);
 }

@@ -51,7 +51,13 @@ fn loss(model: &Model) -> Tensor {
         .unwrap()
         .to_dtype(out.logprobs.dtype())
         .unwrap();
-    out.logprobs.broadcast_mul(&adv).unwrap().sum_all().unwrap().neg().unwrap()
+    out.logprobs
+        .broadcast_mul(&adv)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .neg()
+        .unwrap()
 }
 
 #[test]
@@ -63,7 +69,14 @@ fn every_trainable_weight_gets_a_nonzero_gradient() {
     let mut missing = Vec::new();
     for (name, var) in &trainable {
         match grads.get(var.as_tensor()) {
-            Some(g) if g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0 => {}
+            Some(g)
+                if g.abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    > 0.0 => {}
             _ => missing.push(name.clone()),
         }
     }
@@ -95,16 +108,23 @@ fn gradients_agree_with_finite_differences() {
             .unwrap()
             .to_vec1::<f64>()
             .unwrap()[flat_index];
-        let base = var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let base = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
         let eps = 1e-5;
         let eval = |delta: f64| {
             let mut v = base.clone();
             v[flat_index] += delta;
-            var.set(&Tensor::from_vec(v, var.dims(), model.device()).unwrap()).unwrap();
+            var.set(&Tensor::from_vec(v, var.dims(), model.device()).unwrap())
+                .unwrap();
             loss(&model).to_scalar::<f64>().unwrap()
         };
         let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
-        var.set(&Tensor::from_vec(base, var.dims(), model.device()).unwrap()).unwrap();
+        var.set(&Tensor::from_vec(base, var.dims(), model.device()).unwrap())
+            .unwrap();
         let rel = (analytic - numeric).abs() / analytic.abs().max(numeric.abs()).max(1e-8);
         assert!(
             rel < 1e-4,
@@ -183,7 +203,12 @@ fn saved_folder_loads_back_with_identical_logits() {
     let model = vl(DType::F32);
     let dir = tempfile::tempdir().unwrap();
     model.save(dir.path()).unwrap();
-    for f in ["config.json", "model.safetensors", "generation_config.json", "preprocessor_config.json"] {
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "preprocessor_config.json",
+    ] {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }
     let again = Model::load(dir.path(), &LoadOptions::default()).unwrap();
@@ -203,14 +228,32 @@ fn random_models_from_a_config_are_seeded_and_run() {
     let b = Model::random(cfg.clone(), 3, &LoadOptions::default()).unwrap();
     let c = Model::random(cfg, 4, &LoadOptions::default()).unwrap();
     let seq = sequences();
-    let la = completion_logprobs(&a, &seq, 1.0, false, false).unwrap().logprobs;
-    let lb = completion_logprobs(&b, &seq, 1.0, false, false).unwrap().logprobs;
-    let lc = completion_logprobs(&c, &seq, 1.0, false, false).unwrap().logprobs;
+    let la = completion_logprobs(&a, &seq, 1.0, false, false)
+        .unwrap()
+        .logprobs;
+    let lb = completion_logprobs(&b, &seq, 1.0, false, false)
+        .unwrap()
+        .logprobs;
+    let lc = completion_logprobs(&c, &seq, 1.0, false, false)
+        .unwrap()
+        .logprobs;
     assert_eq!(la.to_vec2::<f32>().unwrap(), lb.to_vec2::<f32>().unwrap());
     assert_ne!(la.to_vec2::<f32>().unwrap(), lc.to_vec2::<f32>().unwrap());
     // The std-0.02 init: embeddings are small, so nothing saturates.
-    let e = a.params().var("model.embed_tokens.weight").unwrap().as_tensor().clone();
-    let std = e.sqr().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap().sqrt();
+    let e = a
+        .params()
+        .var("model.embed_tokens.weight")
+        .unwrap()
+        .as_tensor()
+        .clone();
+    let std = e
+        .sqr()
+        .unwrap()
+        .mean_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+        .sqrt();
     assert!((std - 0.02).abs() < 0.002, "embedding std {std}");
     let _ = Params::new(DType::F32, candle_core::Device::Cpu);
 }

@@ -98,7 +98,16 @@ impl Trainer {
         std::fs::write(cfg.output_dir.join("train.toml"), cfg.to_toml_string()?)
             .context("writing train.toml")?;
         let logger = MetricsLogger::open(&cfg.output_dir, None, cfg.tensorboard)?;
-        Self::assemble(cfg, policy, reference, samples, template, logger, 0, Vec::new())
+        Self::assemble(
+            cfg,
+            policy,
+            reference,
+            samples,
+            template,
+            logger,
+            0,
+            Vec::new(),
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -150,9 +159,8 @@ impl Trainer {
         template: PromptTemplate,
         opts: &LoadOptions,
     ) -> Result<Trainer> {
-        let dir = latest_checkpoint(&cfg.output_dir)?.with_context(|| {
-            format!("no checkpoint to resume in {}", cfg.output_dir.display())
-        })?;
+        let dir = latest_checkpoint(&cfg.output_dir)?
+            .with_context(|| format!("no checkpoint to resume in {}", cfg.output_dir.display()))?;
         let mut policy = Model::load(&dir, opts)
             .with_context(|| format!("loading the policy from {}", dir.display()))?;
         if cfg.freeze_vision && policy.config.vision.is_some() {
@@ -165,20 +173,20 @@ impl Trainer {
         } else {
             None
         };
+        // The step first (to cut metrics.jsonl back to it), then the optimizer state.
+        let step = load_checkpoint(&dir, None)?.state.step;
+        let logger = MetricsLogger::open(&cfg.output_dir, Some(step), cfg.tensorboard)?;
         let mut probe = Trainer::assemble(
             cfg.clone(),
             policy,
             reference,
             samples,
             template,
-            MetricsLogger::open(&cfg.output_dir, Some(0), false)?,
-            0,
+            logger,
+            step,
             Vec::new(),
         )?;
         let loaded = load_checkpoint(&dir, Some(&mut probe.opt))?;
-        let step = loaded.state.step;
-        probe.logger = MetricsLogger::open(&cfg.output_dir, Some(step), cfg.tensorboard)?;
-        probe.step = step;
         probe.records = loaded.metrics;
         probe.epoch = loaded.state.extra["epoch"].as_u64().unwrap_or(0);
         probe.cursor = loaded.state.extra["cursor"].as_u64().unwrap_or(0) as usize;
@@ -288,7 +296,11 @@ impl Trainer {
         self.step += 1;
         let tokens: usize = seen
             .iter()
-            .flat_map(|g| g.completions.iter().map(|c| c.tokens.len() + g.prompt.ids.len()))
+            .flat_map(|g| {
+                g.completions
+                    .iter()
+                    .map(|c| c.tokens.len() + g.prompt.ids.len())
+            })
             .sum();
         let total = t0.elapsed().as_secs_f64();
         m.insert("time/step_s".into(), total);
@@ -451,7 +463,11 @@ impl Trainer {
 
     /// Runs at most `steps` steps (never past `total_steps`) and saves a checkpoint: a run
     /// can be split across processes and resumed with [`Trainer::resume`].
-    pub fn train_for(&mut self, steps: usize, mut on_step: impl FnMut(&StepReport)) -> Result<PathBuf> {
+    pub fn train_for(
+        &mut self,
+        steps: usize,
+        mut on_step: impl FnMut(&StepReport),
+    ) -> Result<PathBuf> {
         let stop = (self.step as usize + steps).min(self.cfg.total_steps);
         while (self.step as usize) < stop {
             let r = self.train_step()?;
@@ -482,7 +498,8 @@ impl Trainer {
 fn rollout_metrics(seen: &[Group], kept: &[Group]) -> BTreeMap<String, f64> {
     let mut m = BTreeMap::new();
     let mut per: BTreeMap<&str, (f64, f64, f64, f64, f64)> = BTreeMap::new();
-    let (mut n, mut rsum, mut r2, mut fsum, mut len, mut trunc) = (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
+    let (mut n, mut rsum, mut r2, mut fsum, mut len, mut trunc) =
+        (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
     let mut zero_std = 0;
     for g in seen {
         if reward_std(&g.rewards) == 0.0 {

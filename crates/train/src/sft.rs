@@ -84,10 +84,7 @@ pub fn train(
     progress: &ProgressBar,
 ) -> Result<Vec<f64>> {
     anyhow::ensure!(!samples.is_empty(), "SFT needs at least one sample");
-    let tok = model
-        .tokenizer
-        .as_ref()
-        .context("SFT needs a tokenizer")?;
+    let tok = model.tokenizer.as_ref().context("SFT needs a tokenizer")?;
     let end = model.stop_token_ids().first().copied();
     let schedule = LrSchedule {
         kind: ScheduleKind::Cosine,
@@ -130,23 +127,16 @@ pub fn train(
                 images: prompt.images,
             });
         }
-        let t_fwd = std::time::Instant::now();
         let out = completion_logprobs(model, &seqs, 1.0, true, false)?;
-        let n = out.mask.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+        let n = out
+            .mask
+            .sum_all()?
+            .to_dtype(candle_core::DType::F64)?
+            .to_scalar::<f64>()?;
         let loss = (out.logprobs.sum_all()?.neg()? / n.max(1.0))?;
-        let t_bwd = std::time::Instant::now();
         let mut grads = loss.backward()?;
-        let t_opt = std::time::Instant::now();
         clip_grad_norm(&mut grads, &vars, cfg.max_grad_norm)?;
         opt.step(&grads)?;
-        if std::env::var_os("MIXED_R1_PROFILE").is_some() {
-            eprintln!(
-                "sft step: forward {:.3}s backward {:.3}s optimizer {:.3}s",
-                (t_bwd - t_fwd).as_secs_f64(),
-                (t_opt - t_bwd).as_secs_f64(),
-                t_opt.elapsed().as_secs_f64()
-            );
-        }
         let l = loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
         losses.push(l);
         progress.set_message(format!("loss {l:.3}"));

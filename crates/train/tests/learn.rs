@@ -47,20 +47,21 @@ fn full_cfg(out: &std::path::Path) -> TrainConfig {
 }
 
 fn config(out: &std::path::Path) -> TrainConfig {
-    let mut cfg = TrainConfig::default();
-    cfg.output_dir = out.to_path_buf();
-    cfg.group_size = 8;
-    cfg.batch_prompts = 2;
-    cfg.max_completion_len = 24;
-    cfg.temperature = 1.0;
-    cfg.beta = 0.0;
-    cfg.lr = 5e-4;
-    cfg.warmup_steps = 0;
-    cfg.weight_decay = 0.0;
-    cfg.total_steps = 6;
-    cfg.save_every = 0;
-    cfg.tensorboard = false;
-    cfg
+    TrainConfig {
+        output_dir: out.to_path_buf(),
+        group_size: 8,
+        batch_prompts: 2,
+        max_completion_len: 24,
+        temperature: 1.0,
+        beta: 0.0,
+        lr: 5e-4,
+        warmup_steps: 0,
+        weight_decay: 0.0,
+        total_steps: 6,
+        save_every: 0,
+        tensorboard: false,
+        ..Default::default()
+    }
 }
 
 /// A policy that answers "yes" or "no" about equally often: SFT on labels that disagree.
@@ -69,7 +70,10 @@ fn warm_policy(train: &[Sample]) -> Model {
     let noisy: Vec<Sample> = train
         .iter()
         .enumerate()
-        .map(|(i, s)| sample(i, if i % 2 == 0 { "yes" } else { "no" }).clone_from_ref(s))
+        .map(|(i, s)| Sample {
+            answer: Answer::Text(if i % 2 == 0 { "yes" } else { "no" }.into()),
+            ..s.clone()
+        })
         .collect();
     let mut maker = PromptMaker::new(PromptTemplate::default(), Default::default());
     let cfg = sft::SftConfig {
@@ -79,19 +83,11 @@ fn warm_policy(train: &[Sample]) -> Model {
         ..Default::default()
     };
     let losses = sft::train(&model, &noisy, &mut maker, &cfg, &ProgressBar::hidden()).unwrap();
-    assert!(losses.last().unwrap() < &losses[0], "SFT did not lower the loss: {losses:?}");
+    assert!(
+        losses.last().unwrap() < &losses[0],
+        "SFT did not lower the loss: {losses:?}"
+    );
     model
-}
-
-trait CloneFrom {
-    fn clone_from_ref(self, s: &Sample) -> Sample;
-}
-impl CloneFrom for Sample {
-    fn clone_from_ref(mut self, s: &Sample) -> Sample {
-        self.problem = s.problem.clone();
-        self.id = s.id.clone();
-        self
-    }
 }
 
 #[test]
@@ -162,7 +158,9 @@ fn grpo_raises_the_reward_on_a_learnable_task_and_resumes_exactly() {
     whole.train(|_| {}).unwrap();
     let t = whole;
     let reward = |recs: &[serde_json::Value]| -> Vec<f64> {
-        recs.iter().map(|r| r["reward/mean"].as_f64().unwrap()).collect()
+        recs.iter()
+            .map(|r| r["reward/mean"].as_f64().unwrap())
+            .collect()
     };
     assert_eq!(reward(b.records()), reward(t.records()));
     for (name, var) in t.policy.params().all() {

@@ -24,18 +24,35 @@ pub fn ids2(v: &Value) -> Vec<Vec<u32>> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect())
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        })
         .collect()
 }
 
 pub fn mask2(v: &Value) -> Vec<Vec<u8>> {
-    ids2(v).into_iter().map(|r| r.into_iter().map(|x| x as u8).collect()).collect()
+    ids2(v)
+        .into_iter()
+        .map(|r| r.into_iter().map(|x| x as u8).collect())
+        .collect()
 }
 
 /// Max |a - b| over the positions where `mask` is 1 (logits `(B, T, V)`).
 pub fn max_diff_masked(a: &Tensor, b: &Tensor, mask: &[Vec<u8>]) -> f32 {
-    let a = a.to_dtype(candle_core::DType::F32).unwrap().to_vec3::<f32>().unwrap();
-    let b = b.to_dtype(candle_core::DType::F32).unwrap().to_vec3::<f32>().unwrap();
+    let a = a
+        .to_dtype(candle_core::DType::F32)
+        .unwrap()
+        .to_vec3::<f32>()
+        .unwrap();
+    let b = b
+        .to_dtype(candle_core::DType::F32)
+        .unwrap()
+        .to_vec3::<f32>()
+        .unwrap();
     let mut m = 0f32;
     for (bi, row) in mask.iter().enumerate() {
         for (t, &v) in row.iter().enumerate() {
