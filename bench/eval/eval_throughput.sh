@@ -13,7 +13,7 @@ bash scripts/fetch-assets.sh smollm2 >/dev/null
 cargo build --release -q -p mixed-r1
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-./target/release/mixed-r1 data synth --out "$tmp/synth" --count $((n * 6)) --seed 11 --quiet >/dev/null
+./target/release/mixed-r1 data synth --out "$tmp/synth" --count $((n * 14)) --seed 11 --quiet >/dev/null
 python3 - "$tmp/synth/samples.jsonl" "$tmp/text.jsonl" "$n" <<'PY'
 import json, sys
 src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
