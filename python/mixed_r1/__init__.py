@@ -8,6 +8,8 @@ parallel and with the GIL released::
     mixed_r1.score([{"task": "mcq", "answer": "B", "choices": ["cat", "dog"],
                      "response": "<think>...</think><answer>(B)</answer>"}])
     # [{'reward': 1.5, 'format': 1.0, 'accuracy': 1.0, 'task': 'mcq', 'error': None}]
+    mixed_r1.score(samples, output="floats")                 # [1.5]: just the rewards, faster
+    mixed_r1.score_columns(responses, answers, tasks, output="floats")  # the fastest
 
 A sample is a dict of the dataset schema (``task``, ``answer``, optional ``choices``, ``frame``,
 ``pred_frame``, ``image_size``, ``reward``, ``id``) plus ``response``; a JSON string of one works
@@ -145,9 +147,13 @@ class Rewards:
 
     # -- mixed reward ------------------------------------------------------------------------
 
-    def score(self, samples: Iterable[Union[Mapping[str, Any], str]]) -> list:
-        """Scores a batch (dicts or JSON strings) in parallel; results in input order."""
-        return self._native.score(samples)
+    def score(self, samples: Iterable[Union[Mapping[str, Any], str]], *, output: str = "dicts") -> list:
+        """Scores a batch (dicts or JSON strings) in parallel; results in input order.
+
+        ``output="dicts"``: one result dict per sample. ``output="floats"``: one reward per
+        sample, a float or None (exactly the result dicts' ``reward``), the list TRL and verl
+        reward functions return, and faster: no dict is built per sample."""
+        return self._native.score(samples, output)
 
     def score_one(self, sample: Union[Mapping[str, Any], str]) -> dict:
         """Scores one sample."""
@@ -164,13 +170,15 @@ class Rewards:
         frames: Optional[Sequence[Optional[str]]] = None,
         pred_frames: Optional[Sequence[Optional[str]]] = None,
         image_sizes: Optional[Sequence[Any]] = None,
-    ) -> dict:
+        output: str = "columns",
+    ) -> Union[dict, list]:
         """Scores samples given as columns (one list per field, None for "not given"), the shape
         trainers hold them in; returns columns: ``{"reward": [...], "format": [...],
-        "accuracy": [...], "task": [...], "error": [...]}``. The fastest path: no dict per
-        sample in either direction."""
+        "accuracy": [...], "task": [...], "error": [...]}``, or with ``output="floats"`` just
+        the list of rewards (float or None). The fastest path: no dict per sample in either
+        direction, and with ``"floats"`` one Python object per sample in all."""
         return self._native.score_columns(
-            responses, answers, tasks, rewards, choices, frames, pred_frames, image_sizes
+            responses, answers, tasks, rewards, choices, frames, pred_frames, image_sizes, output
         )
 
     # -- the parts ---------------------------------------------------------------------------
@@ -292,9 +300,12 @@ def set_default_rewards(config: ConfigLike = None, **bmas: Any) -> Rewards:
     return rewards
 
 
-def score(samples: Iterable[Union[Mapping[str, Any], str]], rewards: Optional[Rewards] = None) -> list:
-    """Scores a batch of samples with the mixed reward; see the module docs."""
-    return (rewards or default_rewards()).score(samples)
+def score(
+    samples: Iterable[Union[Mapping[str, Any], str]], rewards: Optional[Rewards] = None, *, output: str = "dicts"
+) -> list:
+    """Scores a batch of samples with the mixed reward; see the module docs and
+    :meth:`Rewards.score` (``output="floats"``: one reward per sample)."""
+    return (rewards or default_rewards()).score(samples, output=output)
 
 
 def score_one(sample: Union[Mapping[str, Any], str], rewards: Optional[Rewards] = None) -> dict:
@@ -302,8 +313,9 @@ def score_one(sample: Union[Mapping[str, Any], str], rewards: Optional[Rewards] 
     return (rewards or default_rewards()).score_one(sample)
 
 
-def score_columns(responses: Sequence[str], answers: Sequence[Any], tasks=None, **columns: Any) -> dict:
-    """Scores columns with the default configuration; see :meth:`Rewards.score_columns`."""
+def score_columns(responses: Sequence[str], answers: Sequence[Any], tasks=None, **columns: Any) -> Union[dict, list]:
+    """Scores columns with the default configuration; see :meth:`Rewards.score_columns`
+    (``output="floats"``: the list of rewards)."""
     return default_rewards().score_columns(responses, answers, tasks, **columns)
 
 

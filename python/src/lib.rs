@@ -1,13 +1,15 @@
 //! `mixed_r1._native`: the Mixed-R1 reward crate as a Python extension module.
 //!
 //! One class, [`PyScorer`] (`mixed_r1._native.Scorer`), wraps a [`Scorer`]. A batch goes
-//! through three phases:
+//! through three phases, pipelined chunk by chunk (see [`PyScorer::run`]):
 //!
-//! 1. with the GIL, the samples are read into [`RawSample`]s: fields are looked up and numbers
-//!    read, but strings are only *referenced* (no copy);
-//! 2. without the GIL, rayon's pool (`RAYON_NUM_THREADS` sets its size) copies each sample's
-//!    strings and scores it, in parallel;
-//! 3. with the GIL, the results become Python objects, in input order.
+//! 1. with the GIL, the samples are read into [`Sample`]s: fields are looked up and numbers
+//!    read, but strings are only *borrowed* from the caller's `str` objects (no copy; the
+//!    objects are kept alive until the batch is done);
+//! 2. without the GIL, rayon's pool (`RAYON_NUM_THREADS` sets its size) scores each sample in
+//!    place, as a borrowed [`mixed_r1_reward::sample::SampleRef`];
+//! 3. with the GIL, the results become Python objects, in input order: result dicts, columns,
+//!    or (the fastest) one float per sample.
 //!
 //! Nothing here raises for a bad *sample*: like the command line, such a sample gets a result
 //! whose `error` says what was wrong. Only a bad *configuration* or argument raises.
@@ -17,25 +19,27 @@
 
 mod convert;
 
-use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::ptr;
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 use mixed_r1_reward::extract::extract_answer;
 use mixed_r1_reward::format::format_score;
+use mixed_r1_reward::router::TASKS;
 use mixed_r1_reward::{RewardConfig, RewardError, ScoreResult, Scorer};
-use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyDict, PyFloat, PyList, PyString};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyString};
 use rayon::prelude::*;
 
-use convert::{raw_from_dict, value_to_py, RawSample};
+use convert::{prefetch, type_name, value_to_py, Field, Keep, PyText, Reader, Sample};
 
-// Rust-side allocations (the copied sample strings, results) are many, small, and made on one
+// Rust-side allocations (results, the odd `choices` copy) are many, small, and made on one
 // thread and freed on another; mimalloc keeps them cheap (pydantic-core's wheel does the same).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -48,101 +52,294 @@ fn config_err(e: RewardError) -> PyErr {
 }
 
 /// What one element of a batch turned out to be.
-enum Input {
-    Raw(RawSample),
+enum Item {
+    Sample(Sample),
     /// A JSON line, parsed (and its errors reported) exactly as the command line does.
-    Line(PyBackedStr),
+    Line(PyText),
     Bad(String),
 }
 
-/// Result fields as Python objects. The common reward values (0, 0.5, 1, 1.5...) are created
-/// once per batch and shared: Python floats are immutable, and most rewards are one of them.
-struct FloatCache<'py> {
-    py: Python<'py>,
-    slots: Vec<(u64, Bound<'py, PyFloat>)>,
+fn score_item(scorer: &Scorer, item: &Item) -> ScoreResult {
+    match item {
+        Item::Sample(s) => s.with_ref(|r| scorer.score_ref(r)),
+        Item::Line(line) => scorer.score_json_line(line.as_str()),
+        Item::Bad(e) => ScoreResult::failed(e.clone()),
+    }
 }
 
-impl<'py> FloatCache<'py> {
-    fn new(py: Python<'py>) -> Self {
-        FloatCache {
+/// What a batch returns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// One result dict per sample.
+    Dicts,
+    /// A dict of five lists (`score_columns`' default).
+    Columns,
+    /// One float per sample: the reward (None when skipped or unscorable).
+    Floats,
+}
+
+impl Output {
+    fn parse(value: Option<&str>, default: Output, what: &str) -> PyResult<Output> {
+        Ok(match value {
+            None => default,
+            Some("dicts") if default == Output::Dicts => Output::Dicts,
+            Some("columns") if default == Output::Columns => Output::Columns,
+            Some("floats") => Output::Floats,
+            Some(other) => {
+                let expected = if default == Output::Dicts {
+                    "'dicts' or 'floats'"
+                } else {
+                    "'columns' or 'floats'"
+                };
+                return Err(PyValueError::new_err(format!(
+                    "{what}: output must be {expected}, not {other:?}"
+                )));
+            }
+        })
+    }
+}
+
+/// An owned reference from a C-API call, or the error it raised.
+fn owned(py: Python<'_>, p: *mut ffi::PyObject) -> PyResult<Bound<'_, PyAny>> {
+    // SAFETY: `p` is a new reference or null with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(py, p) }
+}
+
+/// Builds the Python side of results, with the GIL held: result fields as shared objects. The
+/// common reward values (0, 0.5, 1, 1.5...) are created once per batch: Python floats are
+/// immutable, and most rewards are one of them. Task names are interned once per interpreter.
+struct Results<'py> {
+    py: Python<'py>,
+    floats: Vec<(u64, Bound<'py, PyAny>)>,
+    none: Bound<'py, PyAny>,
+    tasks: [Bound<'py, PyAny>; 7],
+    keys: [Bound<'py, PyAny>; 6],
+    /// `{reward, format, accuracy, task, error}`, all None, without and with `id` first.
+    templates: &'py [Py<PyDict>; 2],
+}
+
+/// The result dict templates, made once per interpreter (never changed, never handed out).
+static TEMPLATES: PyOnceLock<[Py<PyDict>; 2]> = PyOnceLock::new();
+
+impl<'py> Results<'py> {
+    fn new(py: Python<'py>) -> PyResult<Self> {
+        let s = |k: &Bound<'py, PyString>| k.clone().into_any();
+        Ok(Results {
             py,
-            slots: Vec::with_capacity(8),
-        }
+            floats: Vec::with_capacity(8),
+            none: py.None().into_bound(py),
+            tasks: [
+                s(intern!(py, "yes_no")),
+                s(intern!(py, "mcq")),
+                s(intern!(py, "numeric")),
+                s(intern!(py, "math")),
+                s(intern!(py, "chart")),
+                s(intern!(py, "grounding")),
+                s(intern!(py, "open_ended")),
+            ],
+            keys: [
+                s(intern!(py, "id")),
+                s(intern!(py, "reward")),
+                s(intern!(py, "format")),
+                s(intern!(py, "accuracy")),
+                s(intern!(py, "task")),
+                s(intern!(py, "error")),
+            ],
+            templates: TEMPLATES.get_or_try_init(py, || -> PyResult<_> {
+                let keys = ["id", "reward", "format", "accuracy", "task", "error"];
+                let template = |keys: &[&str]| -> PyResult<Py<PyDict>> {
+                    let d = PyDict::new(py);
+                    for k in keys {
+                        d.set_item(PyString::intern(py, k), py.None())?;
+                    }
+                    Ok(d.unbind())
+                };
+                Ok([template(&keys[1..])?, template(&keys)?])
+            })?,
+        })
     }
 
-    fn get(&mut self, v: Option<f64>) -> Bound<'py, PyAny> {
+    fn float(&mut self, v: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let Some(v) = v else {
-            return self.py.None().into_bound(self.py);
+            return Ok(self.none.clone());
         };
         let bits = v.to_bits();
-        if let Some((_, f)) = self.slots.iter().find(|(b, _)| *b == bits) {
-            return f.clone().into_any();
+        if let Some((_, f)) = self.floats.iter().find(|(b, _)| *b == bits) {
+            return Ok(f.clone());
         }
-        let f = PyFloat::new(self.py, v);
-        if self.slots.len() < 8 {
-            self.slots.push((bits, f.clone()));
+        // SAFETY: the GIL is held.
+        let f = owned(self.py, unsafe { ffi::PyFloat_FromDouble(v) })?;
+        if self.floats.len() < 8 {
+            self.floats.push((bits, f.clone()));
         }
-        f.into_any()
+        Ok(f)
+    }
+
+    fn task(&self, r: &ScoreResult) -> Bound<'py, PyAny> {
+        match r.task.as_deref() {
+            None => self.none.clone(),
+            Some(t) => match TASKS.iter().position(|k| *k == t) {
+                Some(i) => self.tasks[i].clone(),
+                None => PyString::new(self.py, t).into_any(),
+            },
+        }
+    }
+
+    fn error(&self, r: &ScoreResult) -> Bound<'py, PyAny> {
+        match &r.error {
+            Some(e) => PyString::new(self.py, e).into_any(),
+            None => self.none.clone(),
+        }
+    }
+
+    /// A result as the DESIGN.md object: `id` (when the sample had one: the caller's own
+    /// object, else the JSON line's), `reward`, `format`, `accuracy`, `task`, `error`. Made as
+    /// a copy of a template with every key (a copy of a small dict is one block copy), whose
+    /// None values are then replaced where the result has a value.
+    fn dict(&mut self, r: &ScoreResult, id: *mut ffi::PyObject) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.py;
+        let id = if !id.is_null() {
+            // SAFETY: `id` is held by the batch's `Keep`.
+            Some(unsafe { Bound::from_borrowed_ptr(py, id) })
+        } else if let Some(v) = &r.id {
+            Some(value_to_py(py, v)?)
+        } else {
+            None
+        };
+        let template = &self.templates[usize::from(id.is_some())];
+        // SAFETY: the GIL is held; the template is a live dict.
+        let d = owned(py, unsafe { ffi::PyDict_Copy(template.as_ptr()) })?;
+        let set = |k: &Bound<'py, PyAny>, v: &Bound<'py, PyAny>| -> PyResult<()> {
+            // SAFETY: `d` is our new dict; keys and values are live (it takes references).
+            if unsafe { ffi::PyDict_SetItem(d.as_ptr(), k.as_ptr(), v.as_ptr()) } < 0 {
+                return Err(PyErr::fetch(py));
+            }
+            Ok(())
+        };
+        if let Some(id) = &id {
+            set(&self.keys[0], id)?;
+        }
+        for (k, v) in [(1, r.reward), (2, r.format), (3, r.accuracy)] {
+            if v.is_some() {
+                let v = self.float(v)?;
+                set(&self.keys[k], &v)?;
+            }
+        }
+        if r.task.is_some() {
+            set(&self.keys[4], &self.task(r))?;
+        }
+        if r.error.is_some() {
+            set(&self.keys[5], &self.error(r))?;
+        }
+        Ok(d)
     }
 }
 
-/// Task names are interned once per interpreter, so a result never allocates for them.
-fn task_to_py<'py>(py: Python<'py>, task: Option<Cow<'static, str>>) -> Bound<'py, PyAny> {
-    let Some(task) = task else {
-        return py.None().into_bound(py);
-    };
-    let s = match task.as_ref() {
-        "yes_no" => intern!(py, "yes_no"),
-        "mcq" => intern!(py, "mcq"),
-        "numeric" => intern!(py, "numeric"),
-        "math" => intern!(py, "math"),
-        "chart" => intern!(py, "chart"),
-        "grounding" => intern!(py, "grounding"),
-        "open_ended" => intern!(py, "open_ended"),
-        other => return PyString::new(py, other).into_any(),
-    };
-    s.clone().into_any()
+/// A list of `values`, made in one go once the batch is done. (A list made first and filled as
+/// results come in would be traversed, every item of it, by each young-generation collection
+/// that allocating the result dicts triggers.)
+fn list_of<'py>(py: Python<'py>, values: Vec<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyList>> {
+    // SAFETY: the GIL is held; the new list's slots are all filled before it is handed out.
+    let list = owned(py, unsafe {
+        ffi::PyList_New(values.len() as ffi::Py_ssize_t)
+    })?
+    .cast_into::<PyList>()?;
+    for (i, v) in values.into_iter().enumerate() {
+        // SAFETY: `i` is in range and the slot empty; `PyList_SetItem` takes the reference.
+        unsafe { ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, v.into_ptr()) };
+    }
+    Ok(list)
 }
 
-fn error_to_py<'py>(py: Python<'py>, error: Option<String>) -> Bound<'py, PyAny> {
-    match error {
-        Some(e) => PyString::new(py, &e).into_any(),
-        None => py.None().into_bound(py),
+/// A private list of the items of `values` (any iterable): the batch's own strong references,
+/// so no other thread can take them away while the workers read them.
+///
+/// It is taken off the garbage collector's books: it is never reachable from anything but this
+/// call, so it cannot be part of a cycle, and otherwise each young-generation collection that
+/// building the results triggers would visit every item of it (every sample dict, for
+/// `score`), which costs more than reading them.
+fn private_list<'py>(values: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    // SAFETY: the GIL is held; `PySequence_List` returns a new list or raises, and untracking a
+    // list only this function has seen is sound (it is freed by reference counting).
+    unsafe {
+        let list = owned(values.py(), ffi::PySequence_List(values.as_ptr()))?;
+        ffi::PyObject_GC_UnTrack(list.as_ptr().cast());
+        Ok(list.cast_into::<PyList>()?)
     }
 }
 
-/// A result as the DESIGN.md object: `id` (when the sample had one), `reward`, `format`,
-/// `accuracy`, `task`, `error`.
-fn result_to_py<'py>(
-    floats: &mut FloatCache<'py>,
-    r: ScoreResult,
-    id: Option<Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyDict>> {
-    let py = floats.py;
-    let d = PyDict::new(py);
-    match (id, &r.id) {
-        (Some(id), _) => d.set_item(intern!(py, "id"), id)?,
-        (None, Some(v)) => d.set_item(intern!(py, "id"), value_to_py(py, v)?)?,
-        (None, None) => {}
+/// The items of a batch argument: read in place from the caller's list (an exact `list`), or
+/// from a private copy of any other iterable. Read in place, an item is borrowed from a list
+/// that other threads may change whenever the GIL is released (between chunks), so whatever a
+/// sample borrows from it is held by its chunk's `Keep`, and a list that shrinks meanwhile
+/// makes the batch raise. (Copying every list up front would cost one more pass over every
+/// object of the batch, each a likely cache miss, for a case no trainer has.)
+struct Items<'py> {
+    list: Bound<'py, PyList>,
+    /// The length when the batch started.
+    len: usize,
+    /// A private copy: its items stay alive, unchanged, for the whole batch.
+    private: bool,
+    name: &'static str,
+}
+
+impl<'py> Items<'py> {
+    fn new(name: &'static str, values: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let (list, private) = match values.cast_exact::<PyList>() {
+            Ok(list) => (list.clone(), false),
+            Err(_) => (private_list(values)?, true),
+        };
+        Ok(Items {
+            len: list.len(),
+            list,
+            private,
+            name,
+        })
     }
-    d.set_item(intern!(py, "reward"), floats.get(r.reward))?;
-    d.set_item(intern!(py, "format"), floats.get(r.format))?;
-    d.set_item(intern!(py, "accuracy"), floats.get(r.accuracy))?;
-    d.set_item(intern!(py, "task"), task_to_py(py, r.task))?;
-    d.set_item(intern!(py, "error"), error_to_py(py, r.error))?;
-    Ok(d)
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Item `i + k` (to prefetch), if there is one.
+    fn ahead(&self, i: usize, k: usize) -> Option<*mut ffi::PyObject> {
+        if i + k >= self.len {
+            return None;
+        }
+        // SAFETY: the GIL is held; out of range (the list may have shrunk since), the error is
+        // cleared.
+        let p = unsafe { ffi::PyList_GetItem(self.list.as_ptr(), (i + k) as ffi::Py_ssize_t) };
+        if p.is_null() {
+            // SAFETY: the GIL is held.
+            unsafe { ffi::PyErr_Clear() };
+            return None;
+        }
+        Some(p)
+    }
+
+    /// Item `i`, borrowed: valid while the GIL is held (and while the batch lasts when
+    /// `private`).
+    fn get(&self, i: usize) -> PyResult<*mut ffi::PyObject> {
+        // SAFETY: the GIL is held; an index out of range returns null with IndexError set.
+        let p = unsafe { ffi::PyList_GetItem(self.list.as_ptr(), i as ffi::Py_ssize_t) };
+        if p.is_null() {
+            // SAFETY: the GIL is held.
+            unsafe { ffi::PyErr_Clear() };
+            return Err(PyRuntimeError::new_err(format!(
+                "`{}` changed size while it was being scored",
+                self.name
+            )));
+        }
+        Ok(p)
+    }
 }
 
-fn list_of<'py>(py: Python<'py>, items: Vec<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyList>> {
-    PyList::new(py, items)
-}
-
-/// The values of one column argument (a list, tuple or any sequence), checked for length.
+/// One column argument, checked for length (`n`; None: the first column, which sets it).
 fn column<'py>(
-    name: &str,
+    name: &'static str,
     values: Option<&Bound<'py, PyAny>>,
-    n: usize,
-) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
+    n: Option<usize>,
+) -> PyResult<Option<Items<'py>>> {
     let Some(values) = values.filter(|v| !v.is_none()) else {
         return Ok(None);
     };
@@ -151,10 +348,8 @@ fn column<'py>(
             "`{name}` must be a list, not a string"
         )));
     }
-    let items: Vec<_> = match values.cast::<PyList>() {
-        Ok(list) => list.iter().collect(),
-        Err(_) => values.try_iter()?.collect::<PyResult<_>>()?,
-    };
+    let items = Items::new(name, values)?;
+    let n = n.unwrap_or(items.len());
     if items.len() != n {
         return Err(PyValueError::new_err(format!(
             "`{name}` has {} values for {n} responses",
@@ -174,6 +369,34 @@ struct PyScorer {
 /// pool starts scoring while the main thread is still reading.
 const CHUNK: usize = 256;
 
+/// How many samples ahead of the one being read to prefetch.
+const AHEAD: usize = 4;
+
+/// One chunk of samples as read: the items go to a worker; `keep` (what the items' borrowed
+/// text lives in) and `ids` (borrowed, held by `keep`; null for none) stay on the main thread
+/// until the chunk's results are out.
+#[derive(Default)]
+struct Chunk {
+    items: Vec<Item>,
+    ids: Vec<*mut ffi::PyObject>,
+    keep: Keep,
+}
+
+impl Chunk {
+    fn with_capacity(n: usize) -> Self {
+        Chunk {
+            items: Vec::with_capacity(n),
+            ids: Vec::with_capacity(n),
+            keep: Keep::default(),
+        }
+    }
+
+    fn push(&mut self, item: Item, id: *mut ffi::PyObject) {
+        self.items.push(item);
+        self.ids.push(id);
+    }
+}
+
 impl PyScorer {
     fn build(py: Python<'_>, cfg: RewardConfig) -> PyResult<Self> {
         // Loading a BMAS table reads a tokenizer and maps a safetensors file: no GIL needed.
@@ -183,141 +406,242 @@ impl PyScorer {
         })
     }
 
-    fn read<'py>(item: &Bound<'py, PyAny>) -> (Input, Option<Bound<'py, PyAny>>) {
-        if let Ok(d) = item.cast::<PyDict>() {
-            return match raw_from_dict(d, true) {
-                Ok((raw, id)) => (Input::Raw(raw), id),
-                Err(e) => (Input::Bad(e), d.get_item("id").ok().flatten()),
-            };
+    /// Reads one element of a `score` batch: a dict, or a JSON line. `kept`: something else
+    /// holds `item` for the whole batch; otherwise the chunk holds it.
+    fn read_item(reader: &Reader<'_>, item: *mut ffi::PyObject, kept: bool, chunk: &mut Chunk) {
+        let py = reader.py();
+        let keep = &mut chunk.keep;
+        if !kept {
+            // A JSON line's text is borrowed from it; a dict must outlive its reading even if
+            // a general reader runs Python code (`tolist()`) that lets other threads run.
+            keep.hold(py, item);
         }
-        if let Ok(s) = item.cast::<PyString>() {
-            return match PyBackedStr::try_from(s.clone()) {
-                Ok(line) => (Input::Line(line), None),
-                Err(e) => (Input::Bad(format!("invalid JSON: {e}")), None),
-            };
-        }
-        let msg = format!(
-            "bad sample: expected a dict (or a JSON string), got {}",
-            item.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
-        );
-        (Input::Bad(msg), None)
-    }
-
-    /// Scores without the GIL; `inputs` are dropped by the caller, with the GIL, afterwards.
-    fn score_inputs(&self, py: Python<'_>, inputs: &[Input]) -> Vec<ScoreResult> {
-        let scorer: &Scorer = &self.inner;
-        let one = |input: &Input| score_input(scorer, input);
-        py.detach(|| {
-            // Below a few samples the pool's hand-off costs more than the scoring.
-            if inputs.len() < 4 {
-                inputs.iter().map(one).collect()
-            } else {
-                inputs.par_iter().map(one).collect()
+        // SAFETY: the GIL is held and `item` is alive (see above).
+        unsafe {
+            if ffi::Py_TYPE(item) == &raw mut ffi::PyDict_Type || ffi::PyDict_Check(item) != 0 {
+                let mut sample = Sample::empty();
+                match reader.dict(item, &mut sample, keep, true) {
+                    Ok(id) => chunk.push(Item::Sample(sample), id),
+                    Err(e) => {
+                        let id = reader.id_of(item, keep);
+                        chunk.push(Item::Bad(e), id)
+                    }
+                }
+                return;
             }
-        })
+            if ffi::PyUnicode_Check(item) != 0 {
+                match PyText::of(py, item) {
+                    Ok(line) => chunk.push(Item::Line(line), ptr::null_mut()),
+                    Err(e) => chunk.push(Item::Bad(format!("invalid JSON: {e}")), ptr::null_mut()),
+                }
+                return;
+            }
+            let msg = format!(
+                "bad sample: expected a dict (or a JSON string), got {}",
+                type_name(&Bound::from_borrowed_ptr(py, item))
+            );
+            chunk.push(Item::Bad(msg), ptr::null_mut());
+        }
     }
-}
 
-impl PyScorer {
-    /// A batch of `n` samples, pipelined: while the main thread (with the GIL) reads chunk k+1
-    /// and turns finished results into Python objects, the pool (without the GIL) scores chunk
-    /// k. Waiting for the last chunks releases the GIL. `read(i)` reads sample i; `emit` gets
-    /// every result, in input order. Each chunk's inputs come back to the main thread and are
-    /// dropped there, so their Python references are released at once.
+    /// Scores a batch of `n` samples, pipelined: while the main thread (with the GIL) reads
+    /// chunk k+1 and turns finished results into Python objects, the pool (without the GIL)
+    /// scores chunk k. `read(i, chunk)` reads sample i into `chunk`, holding in `chunk.keep`
+    /// whatever its borrowed text lives in; `emit(i, result, id)` gets every result, in input
+    /// order. A chunk's held objects are released only once no worker reads it any more (even
+    /// on an error).
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        n: usize,
+        mut read: impl FnMut(usize, &mut Chunk) -> PyResult<()>,
+        mut emit: impl FnMut(usize, &ScoreResult, *mut ffi::PyObject) -> PyResult<()>,
+    ) -> PyResult<()> {
+        if n >= 4 * CHUNK && rayon::current_num_threads() > 1 {
+            self.pipeline(py, n, &mut read, &mut emit)
+        } else {
+            self.all_at_once(py, n, &mut read, &mut emit)
+        }
+    }
+
+    /// A small batch (or a pool of one): read everything, score, emit.
+    fn all_at_once<'py>(
+        &self,
+        py: Python<'py>,
+        n: usize,
+        read: &mut impl FnMut(usize, &mut Chunk) -> PyResult<()>,
+        emit: &mut impl FnMut(usize, &ScoreResult, *mut ffi::PyObject) -> PyResult<()>,
+    ) -> PyResult<()> {
+        let mut chunk = Chunk::with_capacity(n);
+        for i in 0..n {
+            read(i, &mut chunk)?;
+        }
+        let scorer: &Scorer = &self.inner;
+        let items = &chunk.items;
+        let results: Vec<ScoreResult> = py.detach(|| {
+            let one = |item: &Item| score_item(scorer, item);
+            // Below a few samples the pool's hand-off costs more than the scoring.
+            if items.len() < 4 {
+                items.iter().map(one).collect()
+            } else {
+                items.par_iter().map(one).collect()
+            }
+        });
+        let outcome = results
+            .iter()
+            .zip(&chunk.ids)
+            .enumerate()
+            .try_for_each(|(i, (r, id))| emit(i, r, *id));
+        chunk.keep.release(py);
+        outcome
+    }
+
     fn pipeline<'py>(
         &self,
         py: Python<'py>,
         n: usize,
-        mut read: impl FnMut(usize) -> PyResult<(Input, Option<Bound<'py, PyAny>>)>,
-        mut emit: impl FnMut(ScoreResult, Option<Bound<'py, PyAny>>) -> PyResult<()>,
+        read: &mut impl FnMut(usize, &mut Chunk) -> PyResult<()>,
+        emit: &mut impl FnMut(usize, &ScoreResult, *mut ffi::PyObject) -> PyResult<()>,
     ) -> PyResult<()> {
-        type Done = (usize, Vec<Input>, Result<Vec<ScoreResult>, ()>);
         let chunks = n.div_ceil(CHUNK);
         let (tx, rx) = mpsc::channel::<Done>();
-        let mut ids: Vec<Vec<Option<Bound<'py, PyAny>>>> = Vec::with_capacity(chunks);
+        let queue: Queue = Arc::default();
+        // Per chunk, what stays on the main thread: ids and held objects.
+        let mut ids: Vec<(Vec<*mut ffi::PyObject>, Keep)> = Vec::with_capacity(chunks);
         let mut ready: Vec<Option<Vec<ScoreResult>>> = (0..chunks).map(|_| None).collect();
-        let (mut next, mut pending) = (0usize, 0usize);
+        let mut next = 0usize;
+        let mut pending = 0usize;
         let bug = || PyValueError::new_err("internal error while scoring (a bug)");
 
         // Files a finished chunk, then emits every chunk that is now next in order.
         let mut finish = |done: Done,
-                          ids: &mut Vec<Vec<Option<Bound<'py, PyAny>>>>,
+                          ids: &mut Vec<(Vec<*mut ffi::PyObject>, Keep)>,
                           next: &mut usize|
          -> PyResult<()> {
-            let (k, inputs, results) = done;
-            drop(inputs);
+            let (k, results) = done;
             ready[k] = Some(results.map_err(|()| bug())?);
             while *next < ready.len() {
                 let Some(results) = ready[*next].take() else {
                     break;
                 };
-                let chunk_ids = std::mem::take(&mut ids[*next]);
-                for (r, id) in results.into_iter().zip(chunk_ids) {
-                    emit(r, id)?;
+                let (chunk_ids, keep) = &mut ids[*next];
+                for (j, (r, id)) in results.iter().zip(chunk_ids.iter()).enumerate() {
+                    emit(*next * CHUNK + j, r, *id)?;
                 }
+                // Scored and emitted: nothing reads this chunk's objects any more.
+                keep.release(py);
                 *next += 1;
             }
             Ok(())
         };
 
-        for k in 0..chunks {
-            let mut inputs = Vec::with_capacity(CHUNK);
-            let mut chunk_ids = Vec::with_capacity(CHUNK);
-            for i in k * CHUNK..((k + 1) * CHUNK).min(n) {
-                let (input, id) = read(i)?;
-                inputs.push(input);
-                chunk_ids.push(id);
+        let mut rx = Some(rx);
+        let outcome = (|| -> PyResult<()> {
+            for k in 0..chunks {
+                let mut chunk = Chunk::with_capacity(CHUNK);
+                for i in k * CHUNK..((k + 1) * CHUNK).min(n) {
+                    read(i, &mut chunk)?;
+                }
+                ids.push((chunk.ids, chunk.keep));
+                take(&queue).push_back((k, chunk.items));
+                pending += 1;
+                // One job per chunk; it scores whichever chunk is first in line (the main
+                // thread may have taken this one by then).
+                let (queue, scorer, tx) = (Arc::clone(&queue), Arc::clone(&self.inner), tx.clone());
+                spawn(move || {
+                    let job = take(&queue).pop_front();
+                    if let Some((k, items)) = job {
+                        let _ = tx.send((k, score_chunk(&scorer, items)));
+                    }
+                });
+                while let Some(done) = rx.as_ref().and_then(|rx| rx.try_recv().ok()) {
+                    pending -= 1;
+                    finish(done, &mut ids, &mut next)?;
+                }
             }
-            ids.push(chunk_ids);
-            let scorer = Arc::clone(&self.inner);
-            let tx = tx.clone();
-            pending += 1;
-            rayon::spawn(move || {
-                // A panic must not unwind out of a rayon job (it would abort the process).
-                let results = catch_unwind(AssertUnwindSafe(|| {
-                    inputs
-                        .iter()
-                        .map(|input| score_input(&scorer, input))
-                        .collect()
-                }))
-                .map_err(|_| ());
-                let _ = tx.send((k, inputs, results));
+            // Everything read: the main thread scores the chunks no worker has taken yet,
+            // without the GIL, rather than wait.
+            let scorer: &Scorer = &self.inner;
+            let mine: Vec<Done> = py.detach(|| {
+                std::iter::from_fn(|| take(&queue).pop_front())
+                    .map(|(k, items)| (k, score_chunk(scorer, items)))
+                    .collect()
             });
-            while let Ok(done) = rx.try_recv() {
+            for done in mine {
                 pending -= 1;
                 finish(done, &mut ids, &mut next)?;
             }
-        }
-        drop(tx);
-        let mut rx = rx;
-        while pending > 0 {
-            // The receiver moves into the GIL-free wait and back (it is Send, not Sync).
-            let (back, done) = py.detach(move || {
-                let done = rx.recv();
-                (rx, done)
-            });
-            rx = back;
+            while pending > 0 {
+                let done = wait(py, &mut rx).ok_or_else(bug)?;
+                pending -= 1;
+                finish(done, &mut ids, &mut next)?;
+            }
+            Ok(())
+        })();
+        // On an error, chunks still being scored read text that `ids` holds: drop the ones no
+        // worker has taken, wait for the others, and only then release it.
+        pending -= take(&queue).drain(..).count();
+        while pending > 0 && wait(py, &mut rx).is_some() {
             pending -= 1;
-            finish(done.map_err(|_| bug())?, &mut ids, &mut next)?;
         }
-        Ok(())
-    }
-
-    /// Whether a batch is big enough, and the pool wide enough, to pipeline.
-    fn pipelines(n: usize) -> bool {
-        n >= 4 * CHUNK && rayon::current_num_threads() > 1
+        for (_, keep) in &mut ids {
+            keep.release(py);
+        }
+        outcome
     }
 }
 
-fn score_input(scorer: &Scorer, input: &Input) -> ScoreResult {
-    match input {
-        Input::Raw(raw) => scorer.score(&raw.to_sample()),
-        Input::Line(line) => scorer.score_json_line(line),
-        Input::Bad(e) => ScoreResult::failed(e.clone()),
+/// A scored chunk: its index and results (`Err`: a panic, which is a bug).
+type Done = (usize, Result<Vec<ScoreResult>, ()>);
+
+/// Chunks read and waiting for a worker (or for the main thread, once it has read them all).
+type Queue = Arc<Mutex<VecDeque<(usize, Vec<Item>)>>>;
+
+fn take(queue: &Queue) -> std::sync::MutexGuard<'_, VecDeque<(usize, Vec<Item>)>> {
+    // Nothing panics while holding the lock; a poisoned one is still a valid queue.
+    queue.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Scores a chunk (on any thread, without the GIL) and frees it there: its items hold no
+/// Python reference.
+fn score_chunk(scorer: &Scorer, items: Vec<Item>) -> Result<Vec<ScoreResult>, ()> {
+    // A panic must not unwind out of a worker (it would abort the process).
+    catch_unwind(AssertUnwindSafe(|| {
+        items.iter().map(|item| score_item(scorer, item)).collect()
+    }))
+    .map_err(|_| ())
+}
+
+/// Runs a pipeline job on the helper pool: one thread fewer than rayon is configured for
+/// (`RAYON_NUM_THREADS`, else one per core), because the main thread reads the batch, and
+/// scores its last chunks, itself. One more thread than cores would make the main thread,
+/// which holds the GIL and paces the whole batch, wait for a core now and then. Falls back to
+/// rayon's global pool if the helper pool cannot be started.
+fn spawn(job: impl FnOnce() + Send + 'static) {
+    static HELPERS: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    let helpers = HELPERS.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(rayon::current_num_threads().saturating_sub(1).max(1))
+            .thread_name(|i| format!("mixed-r1-score-{i}"))
+            .build()
+            .ok()
+    });
+    match helpers {
+        Some(pool) => pool.spawn(job),
+        None => rayon::spawn(job),
     }
+}
+
+/// Waits for a finished chunk without the GIL (the receiver moves into the GIL-free wait and
+/// back: it is `Send`, not `Sync`).
+fn wait<T: Send>(py: Python<'_>, rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    let r = rx.take()?;
+    let (r, done) = py.detach(move || {
+        let done = r.recv();
+        (r, done)
+    });
+    *rx = Some(r);
+    done.ok()
 }
 
 #[pymethods]
@@ -355,55 +679,49 @@ impl PyScorer {
     }
 
     /// Scores a list of samples (dicts, or JSON strings) in parallel without the GIL; returns a
-    /// list of result dicts in input order.
+    /// list of result dicts in input order (`output="dicts"`), or of rewards (`"floats"`: a
+    /// float, or None where the result dict's `reward` is None).
+    #[pyo3(signature = (samples, output=None))]
     fn score<'py>(
         &self,
         py: Python<'py>,
         samples: &Bound<'py, PyAny>,
+        output: Option<&str>,
     ) -> PyResult<Bound<'py, PyList>> {
+        let output = Output::parse(output, Output::Dicts, "score()")?;
         if samples.is_instance_of::<PyString>() || samples.is_instance_of::<PyDict>() {
             return Err(PyTypeError::new_err(
                 "score() takes a list of samples; use score_one() for a single sample",
             ));
         }
-        if let Ok(list) = samples.cast::<PyList>() {
-            if Self::pipelines(list.len()) {
-                let mut floats = FloatCache::new(py);
-                let mut out = Vec::with_capacity(list.len());
-                self.pipeline(
-                    py,
-                    list.len(),
-                    |i| Ok(Self::read(&list.get_item(i)?)),
-                    |r, id| {
-                        out.push(result_to_py(&mut floats, r, id)?.into_any());
-                        Ok(())
-                    },
-                )?;
-                return list_of(py, out);
-            }
-        }
-        let n = samples.len().unwrap_or(0);
-        let mut inputs = Vec::with_capacity(n);
-        let mut ids = Vec::with_capacity(n);
-        let mut push = |item: &Bound<'py, PyAny>| {
-            let (input, id) = Self::read(item);
-            inputs.push(input);
-            ids.push(id);
-        };
-        if let Ok(list) = samples.cast::<PyList>() {
-            list.iter().for_each(|item| push(&item));
-        } else {
-            for item in samples.try_iter()? {
-                push(&item?);
-            }
-        }
-        let results = self.score_inputs(py, &inputs);
-        drop(inputs);
-        let mut floats = FloatCache::new(py);
-        let mut out = Vec::with_capacity(results.len());
-        for (r, id) in results.into_iter().zip(ids) {
-            out.push(result_to_py(&mut floats, r, id)?.into_any());
-        }
+        let samples = Items::new("samples", samples)?;
+        let n = samples.len();
+        let reader = Reader::new(py);
+        let mut results = Results::new(py)?;
+        let mut out = Vec::with_capacity(n);
+        self.run(
+            py,
+            n,
+            |i, chunk| {
+                // Two stages: the dict of a sample further ahead, the values of a nearer one.
+                if let Some(far) = samples.ahead(i, 2 * AHEAD) {
+                    prefetch(far);
+                }
+                if let Some(near) = samples.ahead(i, AHEAD) {
+                    // SAFETY: the GIL is held and `near` is alive (the list holds it).
+                    unsafe { reader.prefetch_dict(near) };
+                }
+                Self::read_item(&reader, samples.get(i)?, samples.private, chunk);
+                Ok(())
+            },
+            |_, r, id| {
+                out.push(match output {
+                    Output::Floats => results.float(r.reward)?,
+                    _ => results.dict(r, id)?,
+                });
+                Ok(())
+            },
+        )?;
         list_of(py, out)
     }
 
@@ -412,17 +730,31 @@ impl PyScorer {
         &self,
         py: Python<'py>,
         sample: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let (input, id) = Self::read(sample);
-        let inputs = [input];
-        let result = self.score_inputs(py, &inputs).pop().unwrap_or_default();
-        result_to_py(&mut FloatCache::new(py), result, id)
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let reader = Reader::new(py);
+        let mut results = Results::new(py)?;
+        let mut out = None;
+        self.run(
+            py,
+            1,
+            |_, chunk| {
+                // The caller's object: the call holds it for as long as this runs.
+                Self::read_item(&reader, sample.as_ptr(), true, chunk);
+                Ok(())
+            },
+            |_, r, id| {
+                out = Some(results.dict(r, id)?);
+                Ok(())
+            },
+        )?;
+        out.ok_or_else(|| PyValueError::new_err("internal error while scoring (a bug)"))
     }
 
     /// Scores samples given as columns (one list per field, one value per sample, None for
     /// "not given"), the shape TRL hands reward functions. Returns columns too: a dict of lists
-    /// `reward`, `format`, `accuracy`, `task`, `error`.
-    #[pyo3(signature = (responses, answers, tasks=None, rewards=None, choices=None, frames=None, pred_frames=None, image_sizes=None))]
+    /// `reward`, `format`, `accuracy`, `task`, `error` (`output="columns"`), or just the list
+    /// of rewards (`"floats"`).
+    #[pyo3(signature = (responses, answers, tasks=None, rewards=None, choices=None, frames=None, pred_frames=None, image_sizes=None, output=None))]
     #[allow(clippy::too_many_arguments)]
     fn score_columns<'py>(
         &self,
@@ -435,75 +767,94 @@ impl PyScorer {
         frames: Option<&Bound<'py, PyAny>>,
         pred_frames: Option<&Bound<'py, PyAny>>,
         image_sizes: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let responses = column("responses", Some(responses), responses.len()?)?.unwrap_or_default();
+        output: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let output = Output::parse(output, Output::Columns, "score_columns()")?;
+        let responses = column("responses", Some(responses), None)?
+            .ok_or_else(|| PyTypeError::new_err("`responses` must be a list"))?;
         let n = responses.len();
-        let answers = column("answers", Some(answers), n)?.unwrap_or_default();
-        let fields = [
-            ("task", column("tasks", tasks, n)?),
-            ("reward", column("rewards", rewards, n)?),
-            ("choices", column("choices", choices, n)?),
-            ("frame", column("frames", frames, n)?),
-            ("pred_frame", column("pred_frames", pred_frames, n)?),
-            ("image_size", column("image_sizes", image_sizes, n)?),
-        ];
-        let read = |i: usize| -> PyResult<(Input, Option<Bound<'py, PyAny>>)> {
-            let mut raw = RawSample::empty();
-            let outcome = (|| {
-                raw.set("response", &responses[i])?;
-                if !answers[i].is_none() {
-                    raw.set("answer", &answers[i])?;
+        let answers = column("answers", Some(answers), Some(n))?
+            .ok_or_else(|| PyTypeError::new_err("`answers` must be a list"))?;
+        let fields: Vec<(Field, Items<'py>)> = [
+            (Field::Task, column("tasks", tasks, Some(n))?),
+            (Field::Reward, column("rewards", rewards, Some(n))?),
+            (Field::Choices, column("choices", choices, Some(n))?),
+            (Field::Frame, column("frames", frames, Some(n))?),
+            (
+                Field::PredFrame,
+                column("pred_frames", pred_frames, Some(n))?,
+            ),
+            (
+                Field::ImageSize,
+                column("image_sizes", image_sizes, Some(n))?,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(f, c)| Some((f, c?)))
+        .collect();
+        let reader = Reader::new(py);
+        let read = |i: usize, chunk: &mut Chunk| -> PyResult<()> {
+            let mut sample = Sample::empty();
+            let keep = &mut chunk.keep;
+            let values = [(Field::Response, &responses), (Field::Answer, &answers)]
+                .into_iter()
+                .chain(fields.iter().map(|(f, c)| (*f, c)));
+            for (_, column) in values.clone() {
+                if let Some(ahead) = column.ahead(i, AHEAD) {
+                    prefetch(ahead);
                 }
-                for (name, values) in &fields {
-                    if let Some(values) = values {
-                        raw.set(name, &values[i])?;
+            }
+            let mut outcome = Ok(());
+            for (field, column) in values {
+                let value = column.get(i)?;
+                // A None answer is "not given" (the check below reports it).
+                // SAFETY: the GIL is held; `value` is alive (see `Items`), and borrowed text
+                // is held by `keep` unless the column is a private copy.
+                if field != Field::Answer || value != unsafe { ffi::Py_None() } {
+                    outcome =
+                        unsafe { reader.set(&mut sample, field, value, keep, column.private) };
+                    if outcome.is_err() {
+                        break;
                     }
                 }
-                raw.check(true)
-            })();
-            Ok((
+            }
+            let outcome = outcome.and_then(|()| sample.check(true));
+            chunk.push(
                 match outcome {
-                    Ok(()) => Input::Raw(raw),
-                    Err(e) => Input::Bad(e),
+                    Ok(()) => Item::Sample(sample),
+                    Err(e) => Item::Bad(e),
                 },
-                None,
-            ))
-        };
-        let mut floats = FloatCache::new(py);
-        let (mut reward, mut format, mut accuracy, mut task, mut error) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        let mut emit = |r: ScoreResult, _id: Option<Bound<'py, PyAny>>| -> PyResult<()> {
-            reward.push(floats.get(r.reward));
-            format.push(floats.get(r.format));
-            accuracy.push(floats.get(r.accuracy));
-            task.push(task_to_py(py, r.task));
-            error.push(error_to_py(py, r.error));
+                ptr::null_mut(),
+            );
             Ok(())
         };
-        if Self::pipelines(n) {
-            self.pipeline(py, n, read, emit)?;
-        } else {
-            let inputs = (0..n)
-                .map(|i| read(i).map(|(input, _)| input))
-                .collect::<PyResult<Vec<_>>>()?;
-            let results = self.score_inputs(py, &inputs);
-            drop(inputs);
-            for r in results {
-                emit(r, None)?;
-            }
+        let mut results = Results::new(py)?;
+        if output == Output::Floats {
+            let mut out = Vec::with_capacity(n);
+            self.run(py, n, read, |_, r, _| {
+                out.push(results.float(r.reward)?);
+                Ok(())
+            })?;
+            return Ok(list_of(py, out)?.into_any());
         }
+        let mut lists: [Vec<Bound<'py, PyAny>>; 5] = Default::default();
+        lists.iter_mut().for_each(|l| l.reserve_exact(n));
+        self.run(py, n, read, |_, r, _| {
+            lists[0].push(results.float(r.reward)?);
+            lists[1].push(results.float(r.format)?);
+            lists[2].push(results.float(r.accuracy)?);
+            lists[3].push(results.task(r));
+            lists[4].push(results.error(r));
+            Ok(())
+        })?;
         let out = PyDict::new(py);
-        out.set_item(intern!(py, "reward"), list_of(py, reward)?)?;
-        out.set_item(intern!(py, "format"), list_of(py, format)?)?;
-        out.set_item(intern!(py, "accuracy"), list_of(py, accuracy)?)?;
-        out.set_item(intern!(py, "task"), list_of(py, task)?)?;
-        out.set_item(intern!(py, "error"), list_of(py, error)?)?;
-        Ok(out)
+        for (key, list) in ["reward", "format", "accuracy", "task", "error"]
+            .into_iter()
+            .zip(lists)
+        {
+            out.set_item(key, list_of(py, list)?)?;
+        }
+        Ok(out.into_any())
     }
 
     /// The format reward of one response under the configured mode (None for mode `none`).
@@ -526,20 +877,27 @@ impl PyScorer {
         sample: &Bound<'_, PyDict>,
         prediction: Option<&str>,
     ) -> (Option<f64>, Option<String>) {
-        let sample = match raw_from_dict(sample, false) {
-            Ok((raw, _)) => raw.to_sample(),
-            Err(e) => return (None, Some(e)),
+        let reader = Reader::new(py);
+        let mut keep = Keep::default();
+        let mut raw = Sample::empty();
+        // SAFETY: the GIL is held and `sample` is a live dict.
+        let read = unsafe { reader.dict(sample.as_ptr(), &mut raw, &mut keep, false) };
+        let outcome = match read {
+            Err(e) => Err(e),
+            Ok(_) => {
+                let scorer: &Scorer = &self.inner;
+                py.detach(|| {
+                    raw.with_ref(|s| {
+                        let kind = Scorer::kind_of_ref(s)?;
+                        catch_unwind(AssertUnwindSafe(|| {
+                            scorer.accuracy_ref(kind, prediction, s)
+                        }))
+                        .map_err(|_| "internal error while scoring (a bug)".to_string())
+                    })
+                })
+            }
         };
-        let kind = match Scorer::kind_of(&sample) {
-            Ok(k) => k,
-            Err(e) => return (None, Some(e)),
-        };
-        let scorer: &Scorer = &self.inner;
-        let outcome = py.detach(|| {
-            catch_unwind(AssertUnwindSafe(|| {
-                scorer.accuracy(kind, prediction, &sample)
-            }))
-        });
+        keep.release(py);
         match outcome {
             Ok(Ok(a)) => (
                 Some(if a.is_finite() {
@@ -550,7 +908,7 @@ impl PyScorer {
                 None,
             ),
             Ok(Err(skip)) => (None, Some(skip.0)),
-            Err(_) => (None, Some("internal error while scoring (a bug)".into())),
+            Err(e) => (None, Some(e)),
         }
     }
 }

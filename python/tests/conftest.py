@@ -11,7 +11,15 @@ ASSETS = os.environ.get("MIXED_R1_ASSETS", os.path.join(ROOT, ".cache", "assets"
 MINILM = os.path.join(ASSETS, "minilm")
 CLI = os.path.join(ROOT, "target", "release", "mixed-r1")
 
-sys.path.insert(0, os.path.join(ROOT, "bench"))  # rules_py / rules_bench: the plain-Python reference
+# rules_py / rules_bench: the plain-Python reference, imported once from bench/. bench/ is taken
+# off sys.path again afterwards: a folder there (bench/peers/) would otherwise be importable as a
+# namespace package and shadow a missing real package (the OpenRLHF adapter's optional torch).
+_BENCH = os.path.join(ROOT, "bench")
+sys.path.insert(0, _BENCH)
+import rules_py  # noqa: E402,F401
+import rules_bench  # noqa: E402,F401
+
+sys.path[:] = [p for p in sys.path if p != _BENCH]
 
 GOOD = "<think>I look at the picture.</think> <answer>{}</answer>"
 

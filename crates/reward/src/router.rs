@@ -15,7 +15,7 @@ use crate::iou::{gold_boxes, gold_boxes_text, iou_accuracy, BoxContext};
 use crate::matching::{mcq_accuracy, yes_no_accuracy};
 use crate::math::math_accuracy;
 use crate::number::numeric_accuracy;
-use crate::sample::{Answer, ScoreResult, ScoringSample};
+use crate::sample::{AnswerRef, SampleRef, ScoreResult, ScoringSample};
 use crate::text::{is_blank, ResponseTags};
 use crate::{Accuracy, RewardConfig, RewardError, Skip};
 
@@ -113,10 +113,16 @@ impl Scorer {
 
     /// Scores one sample. Never panics: a bug caught here becomes the sample's `error`.
     pub fn score(&self, sample: &ScoringSample) -> ScoreResult {
-        let mut result = catch_unwind(AssertUnwindSafe(|| self.score_inner(sample)))
-            .unwrap_or_else(|_| ScoreResult::failed("internal error while scoring (a bug)"));
+        let mut result = self.score_ref(&sample.borrowed());
         result.id = sample.id.clone();
         result
+    }
+
+    /// Scores a borrowed sample (no copy of its text); the result has no `id`. Never panics:
+    /// a bug caught here becomes the sample's `error`.
+    pub fn score_ref(&self, sample: &SampleRef<'_>) -> ScoreResult {
+        catch_unwind(AssertUnwindSafe(|| self.score_inner(sample)))
+            .unwrap_or_else(|_| ScoreResult::failed("internal error while scoring (a bug)"))
     }
 
     /// Scores a batch in parallel; results are in input order.
@@ -145,7 +151,12 @@ impl Scorer {
 
     /// The reward a sample asks for: its `reward` override, else its `task`.
     pub fn kind_of(sample: &ScoringSample) -> Result<RewardKind, String> {
-        let (field, name) = match (&sample.reward, &sample.task) {
+        Self::kind_of_ref(&sample.borrowed())
+    }
+
+    /// [`Scorer::kind_of`] of a borrowed sample.
+    pub fn kind_of_ref(sample: &SampleRef<'_>) -> Result<RewardKind, String> {
+        let (field, name) = match (sample.reward, sample.task) {
             (Some(r), _) => ("reward", r),
             (None, Some(t)) => ("task", t),
             (None, None) => return Err("missing field `task` (or `reward`)".into()),
@@ -159,27 +170,23 @@ impl Scorer {
         })
     }
 
-    fn score_inner(&self, sample: &ScoringSample) -> ScoreResult {
-        let kind = match Self::kind_of(sample) {
+    fn score_inner(&self, sample: &SampleRef<'_>) -> ScoreResult {
+        let kind = match Self::kind_of_ref(sample) {
             Ok(k) => k,
             Err(e) => {
                 let mut r = ScoreResult::failed(e);
-                r.task = sample.task.clone().map(Cow::Owned);
+                r.task = sample.task.map(|t| Cow::Owned(t.to_owned()));
                 return r;
             }
         };
-        let task_kind = sample
-            .task
-            .as_deref()
-            .and_then(RewardKind::from_name)
-            .unwrap_or(kind);
+        let task_kind = sample.task.and_then(RewardKind::from_name).unwrap_or(kind);
         let (acc_w, fmt_w) = self.weights[task_kind as usize];
         let mode = self.cfg.format.mode;
-        let tags = ResponseTags::scan(&sample.response);
-        let format = format_score_scanned(&sample.response, &tags, mode);
+        let tags = ResponseTags::scan(sample.response);
+        let format = format_score_scanned(sample.response, &tags, mode);
         let answer =
-            extract_answer_scanned(&sample.response, &tags, mode, self.cfg.extract.fallback);
-        let accuracy = self.accuracy(kind, answer, sample);
+            extract_answer_scanned(sample.response, &tags, mode, self.cfg.extract.fallback);
+        let accuracy = self.accuracy_ref(kind, answer, sample);
         let (accuracy, reward, error) = match accuracy {
             Ok(a) => {
                 let a = if a.is_finite() {
@@ -201,8 +208,8 @@ impl Scorer {
             format,
             accuracy,
             // The task is known here (it routed), so its static name is the same text.
-            task: Some(match &sample.task {
-                Some(t) if RewardKind::from_name(t).is_none() => Cow::Owned(t.clone()),
+            task: Some(match sample.task {
+                Some(t) if RewardKind::from_name(t).is_none() => Cow::Owned(t.to_owned()),
                 _ => Cow::Borrowed(task_kind.task()),
             }),
             error,
@@ -217,19 +224,29 @@ impl Scorer {
         answer: Option<&str>,
         sample: &ScoringSample,
     ) -> Accuracy {
+        self.accuracy_ref(kind, answer, &sample.borrowed())
+    }
+
+    /// [`Scorer::accuracy`] of a borrowed sample.
+    pub fn accuracy_ref(
+        &self,
+        kind: RewardKind,
+        answer: Option<&str>,
+        sample: &SampleRef<'_>,
+    ) -> Accuracy {
         let cfg = &self.cfg;
         let pred = answer.unwrap_or("");
         let gold = || sample.answer.text();
         match kind {
             RewardKind::YesNo => yes_no_accuracy(pred, &gold()),
-            RewardKind::Mcq => mcq_accuracy(pred, &gold(), &sample.choices),
+            RewardKind::Mcq => mcq_accuracy(pred, &gold(), sample.choices),
             RewardKind::Numeric => numeric_accuracy(pred, &gold(), &cfg.numeric),
             RewardKind::Math => math_accuracy(pred, &gold(), &cfg.math),
             RewardKind::Chart => chart_accuracy(pred, &gold(), &cfg.chart),
             RewardKind::Iou => {
-                let golds = match &sample.answer {
-                    Answer::Text(s) => gold_boxes_text(s)?,
-                    Answer::Json(v) => gold_boxes(v)?,
+                let golds = match sample.answer {
+                    AnswerRef::Text(s) => gold_boxes_text(s)?,
+                    AnswerRef::Json(v) => gold_boxes(v)?,
                 };
                 let ctx = BoxContext {
                     frame: sample.frame,
@@ -346,6 +363,41 @@ mod tests {
             r#"{"task": "open_ended", "answer": "a cat", "response": "<answer>a cat</answer>"}"#
         )
         .contains("embedding table"));
+    }
+
+    #[test]
+    fn borrowed_samples_score_the_same() {
+        let s = scorer();
+        for json in [
+            r#"{"id": 1, "task": "mcq", "answer": "B", "choices": ["cat", "dog"], "response": "<think></think><answer>dog</answer>"}"#,
+            r#"{"task": "grounding", "answer": [[0, 0, 10, 10]], "image_size": [100, 100], "response": "<answer>[0,0,10,5]</answer>"}"#,
+            r#"{"task": "mcq", "answer": ["A", "C"], "response": "<answer>A and C</answer>"}"#,
+            r#"{"task": "poetry", "answer": "B", "response": ""}"#,
+        ] {
+            let sample: ScoringSample = serde_json::from_str(json).unwrap();
+            let mut owned = s.score(&sample);
+            let borrowed = s.score_ref(&sample.borrowed());
+            assert_eq!(borrowed.id, None);
+            owned.id = None;
+            assert_eq!(owned, borrowed, "{json}");
+            assert_eq!(
+                Scorer::kind_of(&sample),
+                Scorer::kind_of_ref(&sample.borrowed())
+            );
+        }
+        // Text borrowed from anywhere, not only from a ScoringSample.
+        let (task, answer, response) = (String::from("yes_no"), "yes", "<answer>Yes</answer>");
+        let r = s.score_ref(&SampleRef {
+            task: Some(&task),
+            reward: None,
+            answer: AnswerRef::Text(answer),
+            choices: &[],
+            frame: None,
+            pred_frame: None,
+            image_size: None,
+            response,
+        });
+        assert_eq!((r.accuracy, r.format), (Some(1.0), Some(0.0)));
     }
 
     #[test]

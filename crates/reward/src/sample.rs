@@ -53,15 +53,69 @@ impl Answer {
     /// The answer as text: numbers and booleans as written, a list of strings joined with
     /// `, ` (several MCQ letters), anything else as JSON.
     pub fn text(&self) -> Cow<'_, str> {
+        self.borrowed().text()
+    }
+
+    /// The same answer, borrowed.
+    pub fn borrowed(&self) -> AnswerRef<'_> {
         match self {
-            Answer::Text(s) => s.as_str().into(),
-            Answer::Json(Value::Array(items)) if items.iter().all(Value::is_string) => items
+            Answer::Text(s) => AnswerRef::Text(s),
+            Answer::Json(v) => AnswerRef::Json(v),
+        }
+    }
+}
+
+/// A gold [`Answer`] borrowed from wherever it lives (a [`ScoringSample`], a Python `str`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AnswerRef<'a> {
+    Text(&'a str),
+    Json(&'a Value),
+}
+
+impl<'a> AnswerRef<'a> {
+    /// See [`Answer::text`].
+    pub fn text(self) -> Cow<'a, str> {
+        match self {
+            AnswerRef::Text(s) => s.into(),
+            AnswerRef::Json(Value::Array(items)) if items.iter().all(Value::is_string) => items
                 .iter()
                 .filter_map(Value::as_str)
                 .collect::<Vec<_>>()
                 .join(", ")
                 .into(),
-            Answer::Json(v) => v.to_string().into(),
+            AnswerRef::Json(v) => v.to_string().into(),
+        }
+    }
+}
+
+/// A [`ScoringSample`] with every field borrowed: what the scorer actually reads. Callers that
+/// hold the text elsewhere (the Python wheel borrows it from the caller's `str` objects) score
+/// it with [`Scorer::score_ref`](crate::Scorer::score_ref) without copying anything; an owned
+/// sample scores through [`ScoringSample::borrowed`], so both take the same path.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleRef<'a> {
+    pub task: Option<&'a str>,
+    pub reward: Option<&'a str>,
+    pub answer: AnswerRef<'a>,
+    pub choices: &'a [String],
+    pub frame: Option<Frame>,
+    pub pred_frame: Option<Frame>,
+    pub image_size: Option<[f64; 2]>,
+    pub response: &'a str,
+}
+
+impl ScoringSample {
+    /// The sample's fields, borrowed (`id` and `source` are not read by the rewards).
+    pub fn borrowed(&self) -> SampleRef<'_> {
+        SampleRef {
+            task: self.task.as_deref(),
+            reward: self.reward.as_deref(),
+            answer: self.answer.borrowed(),
+            choices: &self.choices,
+            frame: self.frame,
+            pred_frame: self.pred_frame,
+            image_size: self.image_size,
+            response: &self.response,
         }
     }
 }
