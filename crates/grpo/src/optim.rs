@@ -82,6 +82,10 @@ pub fn grad_norm(grads: &GradStore, vars: &[Var]) -> Result<f64> {
     let mut sq = 0.0f64;
     for v in vars {
         if let Some(g) = grads.get(v.as_tensor()) {
+            if let Some(s) = fused::sum_sq_f32(g) {
+                sq += s;
+                continue;
+            }
             sq += g
                 .to_dtype(DType::F32)?
                 .sqr()?
@@ -323,7 +327,6 @@ impl AdamW {
             let Some(g) = grads.get(p.var.as_tensor()) else {
                 continue;
             };
-            let g = g.detach().to_dtype(DType::F32)?;
             if g.dims() != p.var.dims() {
                 return Err(GrpoError::Input(format!(
                     "gradient of `{}` has shape {:?}, parameter {:?}",
@@ -334,6 +337,50 @@ impl AdamW {
             }
             p.step += 1;
             let t = p.step as i32;
+            let bc1 = 1.0 - b1.powi(t);
+            let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
+            let step_size = lr / bc1;
+            let theta = p.var.as_tensor();
+            if fused::applies(theta, g) {
+                // Three in-place passes, no allocation after the first step: the tensor-op
+                // formula below allocates about a dozen parameter-sized temporaries, which for
+                // a 151k-token embedding costs more than the backward of the head.
+                let m = match &p.m {
+                    Some(m) => m.clone(),
+                    None => theta.zeros_like()?,
+                };
+                let v = match &p.v {
+                    Some(v) => v.clone(),
+                    None => theta.zeros_like()?,
+                };
+                m.inplace_op2(
+                    g,
+                    &fused::Lerp {
+                        weight: (1.0 - b1) as f32,
+                    },
+                )?;
+                v.inplace_op2(
+                    g,
+                    &fused::SqAvg {
+                        beta2: b2 as f32,
+                        one_minus_beta2: (1.0 - b2) as f32,
+                    },
+                )?;
+                theta.inplace_op3(
+                    &m,
+                    &v,
+                    &fused::Apply {
+                        decay: (1.0 - lr * p.weight_decay) as f32,
+                        step_size: step_size as f32,
+                        bc2_sqrt: bc2_sqrt as f32,
+                        eps: eps as f32,
+                    },
+                )?;
+                p.m = Some(m);
+                p.v = Some(v);
+                continue;
+            }
+            let g = g.detach().to_dtype(DType::F32)?;
             let m = match &p.m {
                 Some(m) => m.clone(),
                 None => g.zeros_like()?,
@@ -342,13 +389,10 @@ impl AdamW {
                 Some(v) => v.clone(),
                 None => g.zeros_like()?,
             };
-            let theta = p.var.as_tensor().detach().to_dtype(DType::F32)?;
+            let theta = theta.detach().to_dtype(DType::F32)?;
             let theta = (theta * (1.0 - lr * p.weight_decay))?;
             let m = (&m + ((&g - &m)? * (1.0 - b1))?)?;
             let v = ((&v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
-            let bc1 = 1.0 - b1.powi(t);
-            let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
-            let step_size = lr / bc1;
             let denom = ((v.sqrt()? / bc2_sqrt)? + eps)?;
             let theta = (theta - (m.div(&denom)? * step_size)?)?;
             p.var.set(&theta.to_dtype(p.var.dtype())?)?;
@@ -466,5 +510,174 @@ impl AdamW {
     pub fn param_state(&self, name: &str) -> Option<(&Tensor, &Tensor, u64)> {
         let p = self.params.iter().find(|p| p.name == name)?;
         Some((p.m.as_ref()?, p.v.as_ref()?, p.step))
+    }
+}
+
+/// The AdamW update and the gradient norm as single passes over f32 CPU buffers, in place and
+/// split over the rayon pool. The arithmetic is the tensor-op formula's, element by element, in
+/// the same order (so both paths give the same bits up to f32 rounding of the scalars).
+mod fused {
+    use candle_core::{CpuStorage, DType, Device, InplaceOp2, InplaceOp3, Layout, Storage, Tensor};
+    use rayon::prelude::*;
+
+    /// Elements per rayon task: small tensors (norm gains, biases) stay on one thread.
+    const CHUNK: usize = 1 << 15;
+
+    /// The fused path needs f32 parameters and gradients, contiguous, on the CPU.
+    pub fn applies(theta: &Tensor, g: &Tensor) -> bool {
+        matches!(theta.device(), Device::Cpu)
+            && theta.dtype() == DType::F32
+            && g.dtype() == DType::F32
+            && theta.is_contiguous()
+            && g.is_contiguous()
+            && matches!(g.device(), Device::Cpu)
+    }
+
+    /// Sum of squares in f64 (per chunk in f32, as `sqr().sum_all()` would, then in f64), or
+    /// None when the tensor is not a contiguous f32 CPU tensor.
+    pub fn sum_sq_f32(g: &Tensor) -> Option<f64> {
+        if g.dtype() != DType::F32 || !matches!(g.device(), Device::Cpu) {
+            return None;
+        }
+        let (storage, layout) = g.storage_and_layout();
+        let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
+            return None;
+        };
+        let (start, end) = layout.contiguous_offsets()?;
+        Some(
+            data[start..end]
+                .par_chunks(CHUNK)
+                .map(|c| c.iter().map(|x| x * x).sum::<f32>() as f64)
+                .sum(),
+        )
+    }
+
+    fn slices<'a>(
+        dst: &'a mut CpuStorage,
+        dst_l: &Layout,
+        src: &'a CpuStorage,
+        src_l: &Layout,
+    ) -> candle_core::Result<(&'a mut [f32], &'a [f32])> {
+        let (CpuStorage::F32(d), CpuStorage::F32(s)) = (dst, src) else {
+            candle_core::bail!("fused AdamW: f32 tensors expected");
+        };
+        let (Some((d0, d1)), Some((s0, s1))) =
+            (dst_l.contiguous_offsets(), src_l.contiguous_offsets())
+        else {
+            candle_core::bail!("fused AdamW: contiguous tensors expected");
+        };
+        if d1 - d0 != s1 - s0 {
+            candle_core::bail!("fused AdamW: {} elements vs {}", d1 - d0, s1 - s0);
+        }
+        Ok((&mut d[d0..d1], &s[s0..s1]))
+    }
+
+    /// `m += (g - m) * weight`.
+    pub struct Lerp {
+        pub weight: f32,
+    }
+
+    impl InplaceOp2 for Lerp {
+        fn name(&self) -> &'static str {
+            "adamw-lerp"
+        }
+
+        fn cpu_fwd(
+            &self,
+            dst: &mut CpuStorage,
+            dst_l: &Layout,
+            g: &CpuStorage,
+            g_l: &Layout,
+        ) -> candle_core::Result<()> {
+            let (m, g) = slices(dst, dst_l, g, g_l)?;
+            let w = self.weight;
+            m.par_chunks_mut(CHUNK)
+                .zip(g.par_chunks(CHUNK))
+                .for_each(|(m, g)| m.iter_mut().zip(g).for_each(|(m, g)| *m += (g - *m) * w));
+            Ok(())
+        }
+    }
+
+    /// `v = v * beta2 + g² * (1 - beta2)`.
+    pub struct SqAvg {
+        pub beta2: f32,
+        /// `1 - beta2` computed in f64 (from an f32 beta2 it would be off by 1e-5 relative).
+        pub one_minus_beta2: f32,
+    }
+
+    impl InplaceOp2 for SqAvg {
+        fn name(&self) -> &'static str {
+            "adamw-sq-avg"
+        }
+
+        fn cpu_fwd(
+            &self,
+            dst: &mut CpuStorage,
+            dst_l: &Layout,
+            g: &CpuStorage,
+            g_l: &Layout,
+        ) -> candle_core::Result<()> {
+            let (v, g) = slices(dst, dst_l, g, g_l)?;
+            let (b2, one_minus) = (self.beta2, self.one_minus_beta2);
+            v.par_chunks_mut(CHUNK)
+                .zip(g.par_chunks(CHUNK))
+                .for_each(|(v, g)| {
+                    v.iter_mut()
+                        .zip(g)
+                        .for_each(|(v, g)| *v = *v * b2 + g * g * one_minus)
+                });
+            Ok(())
+        }
+    }
+
+    /// `θ = θ·decay - m / (sqrt(v) / bc2_sqrt + eps) · step_size`.
+    pub struct Apply {
+        pub decay: f32,
+        pub step_size: f32,
+        pub bc2_sqrt: f32,
+        pub eps: f32,
+    }
+
+    impl InplaceOp3 for Apply {
+        fn name(&self) -> &'static str {
+            "adamw-apply"
+        }
+
+        fn cpu_fwd(
+            &self,
+            dst: &mut CpuStorage,
+            dst_l: &Layout,
+            m: &CpuStorage,
+            m_l: &Layout,
+            v: &CpuStorage,
+            v_l: &Layout,
+        ) -> candle_core::Result<()> {
+            let (theta, m) = slices(dst, dst_l, m, m_l)?;
+            let CpuStorage::F32(v) = v else {
+                candle_core::bail!("fused AdamW: f32 tensors expected");
+            };
+            let Some((v0, v1)) = v_l.contiguous_offsets() else {
+                candle_core::bail!("fused AdamW: contiguous tensors expected");
+            };
+            let v = &v[v0..v1];
+            if v.len() != theta.len() {
+                candle_core::bail!("fused AdamW: {} elements vs {}", theta.len(), v.len());
+            }
+            let Apply {
+                decay,
+                step_size,
+                bc2_sqrt,
+                eps,
+            } = *self;
+            theta
+                .par_chunks_mut(CHUNK)
+                .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
+                .for_each(|(t, (m, v))| {
+                    for ((t, m), v) in t.iter_mut().zip(m).zip(v) {
+                        *t = *t * decay - m / (v.sqrt() / bc2_sqrt + eps) * step_size;
+                    }
+                });
+            Ok(())
+        }
     }
 }

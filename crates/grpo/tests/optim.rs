@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use mixed_r1_grpo::optim::{
     clip_grad_norm, grad_norm, AdamW, AdamWConfig, GradAccumulator, LrSchedule, ScheduleKind,
 };
@@ -294,4 +294,43 @@ fn adamw_rejects_duplicate_names() {
         AdamWConfig::default()
     )
     .is_err());
+}
+
+/// The fused in-place path (f32 on the CPU) and the tensor-op path (any other dtype, here f64)
+/// take the same steps, including a strided gradient (which the fused path must not take).
+#[test]
+fn adamw_fused_and_tensor_paths_agree() {
+    let d = Device::Cpu;
+    let init: Vec<f32> = (0..300).map(|i| ((i as f32) * 0.37).sin()).collect();
+    let t32 = Var::from_slice(&init, (20, 15), &d).unwrap();
+    let t64 = Var::from_tensor(&t32.as_tensor().to_dtype(DType::F64).unwrap()).unwrap();
+    let mut o32 = AdamW::new(vec![("w".into(), t32.clone())], adamw_cfg()).unwrap();
+    let mut o64 = AdamW::new(vec![("w".into(), t64.clone())], adamw_cfg()).unwrap();
+    for step in 0..4 {
+        let g: Vec<f32> = (0..300)
+            .map(|i| ((i * (step + 3)) as f32 * 0.11).cos())
+            .collect();
+        let mut g32 = Tensor::from_slice(&g, (15, 20), &d).unwrap().t().unwrap();
+        if step % 2 == 0 {
+            g32 = g32.contiguous().unwrap();
+        }
+        let g64 = g32.to_dtype(DType::F64).unwrap();
+        o32.step(&store(&[(&t32, g32)])).unwrap();
+        o64.step(&store(&[(&t64, g64)])).unwrap();
+        let a = t32
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let b = t64
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        for (x, y) in a.iter().zip(&b) {
+            assert!((*x as f64 - y).abs() < 1e-5, "step {step}: {x} vs {y}");
+        }
+    }
 }

@@ -16,7 +16,10 @@
 //!   tests/fixtures/tiny-qwen2_5_vl) and `DIR/inputs.json` (ids, image token positions, shapes).
 //!
 //! `train_fwd_bwd_bench run --dir DIR [--iters 10] [--warmup 2] [--no-guard]`
-//!   loads them, times `--iters` iterations after `--warmup`, prints one JSON object.
+//!   loads them, times `--iters` iterations after `--warmup`, prints one JSON object (median
+//!   seconds per iteration, tokens/s = B * (P + C) / median, peak RSS = VmHWM, the allocator).
+//!   It waits for a quiet machine (bench/peers/torch_cpuguard.py's rule) before the first
+//!   iteration and after any iteration other processes disturbed.
 //!
 //! Configs: `tiny` = the project's `tiny-qwen2.5-vl` (mixed_r1_train::tiny::config): text hidden
 //! 128, 2 layers, 4 heads, 2 KV heads, head_dim 32, intermediate 256, vocab 151,680 (the Qwen
@@ -42,19 +45,34 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// `mimalloc` when a mimalloc library is mapped into the process (LD_PRELOAD), else `glibc`.
+fn allocator() -> String {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    if maps.contains("mimalloc") {
+        match std::env::var("MIMALLOC_PURGE_DELAY") {
+            Ok(v) => format!("mimalloc (MIMALLOC_PURGE_DELAY={v})"),
+            Err(_) => "mimalloc (default options)".to_string(),
+        }
+    } else {
+        "glibc malloc".to_string()
+    }
+}
+
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .unwrap_or(0.0)
         / 1024.0
 }
 
-// ---- CPU guard: bench/torch/torch_cpuguard.py in Rust --------------------------------------
+// ---- CPU guard: bench/peers/torch_cpuguard.py in Rust --------------------------------------
 
 fn machine_cpu() -> f64 {
     let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -73,7 +91,10 @@ fn machine_cpu() -> f64 {
 fn own_cpu() -> f64 {
     let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let rest = &s[s.rfind(')').map(|i| i + 2).unwrap_or(0)..];
-    let f: Vec<f64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
     (f.get(10).copied().unwrap_or(0.0) + f.get(11).copied().unwrap_or(0.0)) / 100.0
 }
 
@@ -169,9 +190,18 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 fn prepare(args: &[String]) -> Res<()> {
     let dir = PathBuf::from(flag(args, "--dir").ok_or("--dir DIR")?);
     let which = flag(args, "--config").unwrap_or_else(|| "tiny".into());
-    let b: usize = flag(args, "--batch").map(|s| s.parse()).transpose()?.unwrap_or(8);
-    let p: usize = flag(args, "--prompt").map(|s| s.parse()).transpose()?.unwrap_or(64);
-    let c: usize = flag(args, "--completion").map(|s| s.parse()).transpose()?.unwrap_or(64);
+    let b: usize = flag(args, "--batch")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(8);
+    let p: usize = flag(args, "--prompt")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(64);
+    let c: usize = flag(args, "--completion")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(64);
     let model_dir = dir.join("model");
     let model = match which.as_str() {
         "tiny" => Model::random(tiny_config(), 7, &LoadOptions::default())?,
@@ -186,7 +216,11 @@ fn prepare(args: &[String]) -> Res<()> {
         cfg.vision_end_token_id.ok_or("no vision end")?,
     );
     // Ordinary token ids: below every special id of either config.
-    let hi = if cfg.text.vocab_size <= 512 { 500 } else { 151_643 };
+    let hi = if cfg.text.vocab_size <= 512 {
+        500
+    } else {
+        151_643
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(2024);
     let n_img = 6; // grid [1, 4, 6] merged 2x2
     let mut prompts = Vec::new();
@@ -200,7 +234,11 @@ fn prepare(args: &[String]) -> Res<()> {
         row.push(ve);
         row.extend((0..after).map(|_| rng.random_range(3..hi)));
         prompts.push(row);
-        completions.push((0..c).map(|_| rng.random_range(3..hi)).collect::<Vec<u32>>());
+        completions.push(
+            (0..c)
+                .map(|_| rng.random_range(3..hi))
+                .collect::<Vec<u32>>(),
+        );
     }
     let inputs = json!({
         "config": which,
@@ -217,7 +255,11 @@ fn prepare(args: &[String]) -> Res<()> {
         "completions": completions,
     });
     std::fs::write(dir.join("inputs.json"), serde_json::to_string(&inputs)?)?;
-    eprintln!("wrote {} and {}", model_dir.display(), dir.join("inputs.json").display());
+    eprintln!(
+        "wrote {} and {}",
+        model_dir.display(),
+        dir.join("inputs.json").display()
+    );
     Ok(())
 }
 
@@ -225,19 +267,34 @@ fn ids(v: &Value) -> Vec<Vec<u32>> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect())
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        })
         .collect()
 }
 
 fn run(args: &[String]) -> Res<()> {
     let dir = PathBuf::from(flag(args, "--dir").ok_or("--dir DIR")?);
-    let iters: usize = flag(args, "--iters").map(|s| s.parse()).transpose()?.unwrap_or(10);
-    let warmup: usize = flag(args, "--warmup").map(|s| s.parse()).transpose()?.unwrap_or(2);
+    let iters: usize = flag(args, "--iters")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(10);
+    let warmup: usize = flag(args, "--warmup")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(2);
     let guard = !args.iter().any(|a| a == "--no-guard");
     let inputs: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("inputs.json"))?)?;
     let rss_start = peak_rss_mib();
     let t = Instant::now();
-    let model = Model::load(Path::new(inputs["model_dir"].as_str().unwrap()), &LoadOptions::default())?;
+    let model = Model::load(
+        Path::new(inputs["model_dir"].as_str().unwrap()),
+        &LoadOptions::default(),
+    )?;
     let load_s = t.elapsed().as_secs_f64();
     let tensors: HashMap<String, Tensor> = candle_core::safetensors::load(
         inputs["pixel_values_file"].as_str().unwrap(),
@@ -261,7 +318,10 @@ fn run(args: &[String]) -> Res<()> {
         })
         .collect();
     let b = seqs.len();
-    let tokens: usize = seqs.iter().map(|s| s.prompt.len() + s.completion.len()).sum();
+    let tokens: usize = seqs
+        .iter()
+        .map(|s| s.prompt.len() + s.completion.len())
+        .sum();
     let ctoks: usize = seqs.iter().map(|s| s.completion.len()).sum();
     let (n_params, _) = model.params().count();
 
@@ -271,8 +331,16 @@ fn run(args: &[String]) -> Res<()> {
     let mut foreign = Vec::new();
     let mut waited = Vec::new();
     let mut losses = Vec::new();
+    // Wait for a quiet machine before the first iteration and after any disturbed one (not
+    // before every iteration: idle seconds between iterations would cool caches and let an
+    // allocator hand memory back, which a training loop never sees).
+    let mut disturbed = true;
     for it in 0..warmup + iters {
-        waited.push(if guard { wait_quiet() } else { 0.0 });
+        waited.push(if guard && disturbed {
+            wait_quiet()
+        } else {
+            0.0
+        });
         let m = Meter::start();
         let t0 = Instant::now();
         let out = completion_logprobs(&model, &seqs, 1.0, true, false)?;
@@ -281,7 +349,9 @@ fn run(args: &[String]) -> Res<()> {
         let grads = loss.backward()?;
         drop(grads);
         let t2 = Instant::now();
-        let (_, _, f) = m.stop();
+        let (wall, _, f) = m.stop();
+        // /proc/stat counts in 10 ms ticks: ignore less than two of them.
+        disturbed = f >= 0.02 && f >= 0.05 * wall;
         let l = loss.to_scalar::<f32>()?;
         eprintln!(
             "iter {it}: {:.4}s (fwd {:.4} bwd {:.4}) loss {l:.5} foreign_cpu {f:.2}s",
@@ -296,10 +366,18 @@ fn run(args: &[String]) -> Res<()> {
         losses.push(l);
     }
     let s = median(&times[warmup..]);
+    let quiet: Vec<f64> = times
+        .iter()
+        .zip(&foreign)
+        .skip(warmup)
+        .filter(|(t, f)| **f < 0.02 || **f < 0.05 * **t)
+        .map(|(t, _)| *t)
+        .collect();
     let res = json!({
         "impl": "mixed-r1 (candle, f32)",
         "config": inputs["config"],
         "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_default(),
+        "allocator": allocator(),
         "batch": b,
         "tokens_per_iter": tokens,
         "completion_tokens_per_iter": ctoks,
@@ -311,6 +389,8 @@ fn run(args: &[String]) -> Res<()> {
         "foreign_cpu_s": foreign,
         "guard_wait_s": waited,
         "iter_s_median": s,
+        "iter_s_median_quiet": if quiet.is_empty() { None } else { Some(median(&quiet)) },
+        "quiet_iters": quiet.len(),
         "fwd_s_median": median(&fwd[warmup..]),
         "bwd_s_median": median(&bwd[warmup..]),
         "tokens_per_s": tokens as f64 / s,

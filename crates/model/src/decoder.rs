@@ -33,22 +33,72 @@ pub struct Decoder {
     inv_freq: Vec<f32>,
 }
 
-/// Keys and values of every layer for the tokens seen so far: `(B, kv_heads, S, head_dim)`.
+/// Keys and values of every layer for the tokens seen so far, in buffers `(B, kv_heads,
+/// capacity, head_dim)` written in place: growing them by concatenation would allocate a new,
+/// larger pair per layer and token (quadratic copying, and a fragmented heap several times the
+/// cache's size). A buffer that fills up doubles.
 #[derive(Default, Clone)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<Option<LayerCache>>,
+    /// Positions to reserve at the first write (at least the first chunk's length).
+    capacity: usize,
+}
+
+#[derive(Clone)]
+struct LayerCache {
+    k: Tensor,
+    v: Tensor,
+    len: usize,
+}
+
+impl LayerCache {
+    /// Appends `(B, kv_heads, t, head_dim)` keys and values; returns views of everything cached.
+    fn append(
+        slot: &mut Option<LayerCache>,
+        k: &Tensor,
+        v: &Tensor,
+        reserve: usize,
+    ) -> Result<(Tensor, Tensor)> {
+        let t = k.dim(2)?;
+        let len = slot.as_ref().map_or(0, |c| c.len);
+        let cap = slot.as_ref().map_or(0, |c| c.k.dim(2).unwrap_or(0));
+        if len + t > cap {
+            let new_cap = (len + t).max(reserve).max(2 * cap);
+            let (b, n, _, hd) = k.dims4()?;
+            let kb = Tensor::zeros((b, n, new_cap, hd), k.dtype(), k.device())?;
+            let vb = Tensor::zeros((b, n, new_cap, hd), v.dtype(), v.device())?;
+            if let Some(old) = slot.as_ref() {
+                kb.slice_set(&old.k.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
+                vb.slice_set(&old.v.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
+            }
+            *slot = Some(LayerCache { k: kb, v: vb, len });
+        }
+        let c = slot.as_mut().expect("allocated above");
+        c.k.slice_set(&k.contiguous()?, 2, len)?;
+        c.v.slice_set(&v.contiguous()?, 2, len)?;
+        c.len = len + t;
+        Ok((c.k.narrow(2, 0, c.len)?, c.v.narrow(2, 0, c.len)?))
+    }
 }
 
 impl KvCache {
     pub fn new() -> KvCache {
         KvCache::default()
     }
+    /// A cache that reserves room for `positions` tokens at its first write (prompt plus
+    /// new tokens, when known), so decoding never reallocates.
+    pub fn with_capacity(positions: usize) -> KvCache {
+        KvCache {
+            layers: Vec::new(),
+            capacity: positions,
+        }
+    }
     /// Number of positions cached.
     pub fn len(&self) -> usize {
         self.layers
             .first()
             .and_then(|l| l.as_ref())
-            .map(|(k, _)| k.dim(2).unwrap_or(0))
+            .map(|c| c.len)
             .unwrap_or(0)
     }
     pub fn is_empty(&self) -> bool {
@@ -214,9 +264,10 @@ impl Decoder {
                 c.layers = vec![None; self.layers.len()];
             }
         }
+        let reserve = cache.as_ref().map_or(0, |c| c.capacity);
         let mut h = x.clone();
         for (li, layer) in self.layers.iter().enumerate() {
-            let slot = cache.as_deref_mut().map(|c| &mut c.layers[li]);
+            let slot = cache.as_deref_mut().map(|c| (&mut c.layers[li], reserve));
             let normed = ops::rms_norm(&h, &layer.input_norm, self.cfg.rms_norm_eps, grad)?;
             let attn = self.attention(layer, &normed, &cos, &sin, &mask, slot, b, t, grad)?;
             h = (h + attn)?;
@@ -237,7 +288,7 @@ impl Decoder {
         cos: &Tensor,
         sin: &Tensor,
         mask: &Tensor,
-        slot: Option<&mut Option<(Tensor, Tensor)>>,
+        slot: Option<(&mut Option<LayerCache>, usize)>,
         b: usize,
         t: usize,
         grad: bool,
@@ -257,14 +308,7 @@ impl Decoder {
         let q = ops::apply_rotary(&q, cos, sin)?;
         let k = ops::apply_rotary(&k, cos, sin)?;
         let (k, v) = match slot {
-            Some(slot) => {
-                let kv = match slot.take() {
-                    Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-                    None => (k, v),
-                };
-                *slot = Some(kv.clone());
-                kv
-            }
+            Some((slot, reserve)) => LayerCache::append(slot, &k, &v, reserve)?,
             None => (k, v),
         };
         let s = k.dim(2)?;

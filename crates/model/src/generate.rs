@@ -9,10 +9,12 @@
 use candle_core::{DType, IndexOp, Tensor};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::decoder::KvCache;
 use crate::error::{ModelError, Result};
+use crate::fastmath::{exp_f32, sum_exp_scaled};
 use crate::model::{Batch, ImageInputs, Model};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,11 +108,8 @@ pub fn sample_row(logits: &[f32], cfg: &SamplingConfig, rng: &mut ChaCha8Rng) ->
         1.0
     };
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = logits
-        .iter()
-        .map(|&l| (((l - max) / t) as f64).exp())
-        .sum::<f64>()
-        .ln() as f32;
+    let total = sum_exp_scaled(logits, max, t);
+    let lse = total.ln() as f32;
     let logprob = |i: usize| (logits[i] - max) / t - lse;
     if cfg.temperature == 0.0 {
         let mut best = 0;
@@ -121,6 +120,31 @@ pub fn sample_row(logits: &[f32], cfg: &SamplingConfig, rng: &mut ChaCha8Rng) ->
         }
         return (best as u32, logprob(best));
     }
+    let plain = (cfg.top_k == 0 || cfg.top_k >= logits.len()) && cfg.top_p >= 1.0;
+    if plain {
+        // The whole vocabulary: walk the unnormalised weights (the same ones summed above) until
+        // the uniform draw is used up, without building a candidate list.
+        let mut u = rng.random::<f64>() * total;
+        let mut pick = logits.len() - 1;
+        for (block, chunk) in logits.chunks(256).enumerate() {
+            let w: f64 = chunk.iter().map(|&l| exp_f32((l - max) / t)).sum::<f32>() as f64;
+            if u >= w {
+                u -= w;
+                continue;
+            }
+            pick = block * 256 + chunk.len() - 1;
+            for (k, &l) in chunk.iter().enumerate() {
+                let w = exp_f32((l - max) / t) as f64;
+                if u < w {
+                    pick = block * 256 + k;
+                    break;
+                }
+                u -= w;
+            }
+            break;
+        }
+        return (pick as u32, logprob(pick));
+    }
     let mut cand: Vec<usize> = (0..logits.len()).collect();
     if cfg.top_k > 0 && cfg.top_k < cand.len() {
         cand.select_nth_unstable_by(cfg.top_k - 1, |&a, &b| logits[b].total_cmp(&logits[a]));
@@ -128,7 +152,7 @@ pub fn sample_row(logits: &[f32], cfg: &SamplingConfig, rng: &mut ChaCha8Rng) ->
     }
     if cfg.top_p < 1.0 {
         cand.sort_unstable_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
-        let probs: Vec<f64> = cand.iter().map(|&i| (logprob(i) as f64).exp()).collect();
+        let probs: Vec<f64> = cand.iter().map(|&i| exp_f32(logprob(i)) as f64).collect();
         let total: f64 = probs.iter().sum();
         let mut acc = 0.0;
         let mut keep = cand.len();
@@ -141,7 +165,7 @@ pub fn sample_row(logits: &[f32], cfg: &SamplingConfig, rng: &mut ChaCha8Rng) ->
         }
         cand.truncate(keep);
     }
-    let weights: Vec<f64> = cand.iter().map(|&i| (logprob(i) as f64).exp()).collect();
+    let weights: Vec<f64> = cand.iter().map(|&i| exp_f32(logprob(i)) as f64).collect();
     let total: f64 = weights.iter().sum();
     let mut u = rng.random::<f64>() * total;
     let mut pick = cand[cand.len() - 1];
@@ -200,8 +224,8 @@ pub fn generate(
     let (positions, mut next_pos) = model.positions(&batch)?;
     let rows = positions.dim(0)?;
     let mut key_valid = batch.mask.clone();
-    let mut cache = KvCache::new();
     let len = batch.len();
+    let mut cache = KvCache::with_capacity(len + cfg.max_new_tokens);
     let hidden = model.hidden_with_keys(&batch, &positions, &key_valid, Some(&mut cache), false)?;
     let mut logits = last_logits(model, &hidden.narrow(1, len - 1, 1)?)?;
 
@@ -221,13 +245,19 @@ pub fn generate(
         })
         .collect();
     for step in 0..cfg.max_new_tokens {
+        // Rows sample independently (each has its own generator), so in parallel.
+        let picks: Vec<Option<(u32, f32)>> = out
+            .par_iter()
+            .zip(rngs.par_iter_mut())
+            .zip(logits.par_iter())
+            .map(|((g, rng), row)| (!g.stopped).then(|| sample_row(row, cfg, rng)))
+            .collect();
         let mut next = Vec::with_capacity(b);
-        for (r, g) in out.iter_mut().enumerate() {
-            if g.stopped {
+        for (g, pick) in out.iter_mut().zip(picks) {
+            let Some((tok, lp)) = pick else {
                 next.push(pad);
                 continue;
-            }
-            let (tok, lp) = sample_row(&logits[r], cfg, &mut rngs[r]);
+            };
             g.tokens.push(tok);
             g.logprobs.push(lp);
             if stops.contains(&tok) {

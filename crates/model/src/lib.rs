@@ -25,6 +25,7 @@ pub mod chat;
 pub mod config;
 pub mod decoder;
 pub mod error;
+pub mod fastmath;
 pub mod gemv;
 pub mod generate;
 pub mod gguf;

@@ -257,3 +257,68 @@ fn random_models_from_a_config_are_seeded_and_run() {
     assert!((std - 0.02).abs() < 0.002, "embedding std {std}");
     let _ = Params::new(DType::F32, candle_core::Device::Cpu);
 }
+
+/// Decoding with the KV cache (prefill, then one token at a time, the cache buffers growing from
+/// nothing by doubling) gives the logits of one full forward over the whole sequence.
+#[test]
+fn kv_cache_decoding_equals_the_full_forward() {
+    use mixed_r1_model::decoder::KvCache;
+    let model = vl(DType::F32);
+    let seqs = vec![
+        vec![21u32, 22, 23, 24, 25, 30, 31, 32, 33, 34, 35, 36],
+        vec![11u32, 12, 13, 40, 41, 42, 43, 44, 45, 46, 47, 48],
+    ];
+    let full = Batch::left_padded(&seqs, 0);
+    let (pos, _) = model.positions(&full).unwrap();
+    let want = model.logits(&full, false).unwrap();
+    for reserve in [0, 4, 64] {
+        let mut cache = if reserve == 0 {
+            KvCache::new()
+        } else {
+            KvCache::with_capacity(reserve)
+        };
+        let prefill = 5;
+        let part = |from: usize, n: usize| Batch {
+            ids: seqs.iter().map(|s| s[from..from + n].to_vec()).collect(),
+            mask: vec![vec![1; n]; seqs.len()],
+            images: None,
+        };
+        let mut keys: Vec<Vec<u8>> = vec![vec![1; prefill]; seqs.len()];
+        let h = model
+            .hidden_with_keys(
+                &part(0, prefill),
+                &pos.narrow(2, 0, prefill).unwrap(),
+                &keys,
+                Some(&mut cache),
+                false,
+            )
+            .unwrap();
+        let mut got = vec![model.head(&h, false).unwrap()];
+        for i in prefill..seqs[0].len() {
+            keys.iter_mut().for_each(|k| k.push(1));
+            let h = model
+                .hidden_with_keys(
+                    &part(i, 1),
+                    &pos.narrow(2, i, 1).unwrap(),
+                    &keys,
+                    Some(&mut cache),
+                    false,
+                )
+                .unwrap();
+            got.push(model.head(&h, false).unwrap());
+        }
+        assert_eq!(cache.len(), seqs[0].len());
+        let got = Tensor::cat(&got, 1).unwrap();
+        let diff = (got - &want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-4, "reserve {reserve}: max diff {diff}");
+    }
+}
