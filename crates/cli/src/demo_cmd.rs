@@ -23,7 +23,7 @@ use mixed_r1_reward::RewardConfig;
 use mixed_r1_train::prompts::PromptMaker;
 use mixed_r1_train::{sft, tiny, Trainer};
 
-use crate::train_cmd::{bar, default_tokenizer, load_samples};
+use crate::train_cmd::{bar, default_tokenizer, load_samples, set_key};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -50,6 +50,10 @@ pub struct DemoArgs {
     sft_steps: usize,
     #[arg(long, default_value_t = 36)]
     grpo_steps: usize,
+    /// Override a key of the GRPO config (`mixed-r1 train`'s keys, e.g. `--grpo-set lr=1e-3
+    /// --grpo-set temperature=0.8`); repeatable.
+    #[arg(long = "grpo-set", value_name = "KEY=VALUE")]
+    grpo_set: Vec<String>,
     #[arg(long, default_value_t = 7)]
     seed: u64,
     #[arg(long, short)]
@@ -203,6 +207,16 @@ pub fn run(mut a: DemoArgs) -> Result<()> {
         ..Default::default()
     };
     cfg.data.train = Some(train_path.clone());
+    if !a.grpo_set.is_empty() {
+        let mut doc = toml::Table::try_from(&cfg).context("demo GRPO config")?;
+        for kv in &a.grpo_set {
+            set_key(&mut doc, kv)?;
+        }
+        cfg = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("--grpo-set: {e}"))?;
+        cfg.validate_for_training()?;
+    }
     let _ = std::fs::remove_dir_all(&cfg.output_dir);
     let mut trainer = Trainer::new(cfg.clone(), model, train, PromptTemplate::default())?;
     let pb = bar(a.grpo_steps as u64, a.quiet, "grpo ");

@@ -47,7 +47,7 @@ pub struct TrainArgs {
 }
 
 /// Parses `KEY=VALUE` as a TOML value (falling back to a string) and sets it in `doc`.
-fn set_key(doc: &mut toml::Table, kv: &str) -> Result<()> {
+pub(crate) fn set_key(doc: &mut toml::Table, kv: &str) -> Result<()> {
     let (key, raw) = kv
         .split_once('=')
         .with_context(|| format!("--set {kv}: expected KEY=VALUE"))?;

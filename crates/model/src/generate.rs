@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decoder::KvCache;
 use crate::error::{ModelError, Result};
-use crate::fastmath::{exp_f32, sum_exp_scaled};
+use crate::fastmath::{block_sum_exp, exp_f32, row_max, sum_exp_scaled, BLOCK};
 use crate::model::{Batch, ImageInputs, Model};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,7 +107,7 @@ pub fn sample_row(logits: &[f32], cfg: &SamplingConfig, rng: &mut ChaCha8Rng) ->
     } else {
         1.0
     };
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = row_max(logits);
     let total = sum_exp_scaled(logits, max, t);
     let lse = total.ln() as f32;
     let logprob = |i: usize| (logits[i] - max) / t - lse;
@@ -126,17 +126,17 @@ pub fn sample_row(logits: &[f32], cfg: &SamplingConfig, rng: &mut ChaCha8Rng) ->
         // the uniform draw is used up, without building a candidate list.
         let mut u = rng.random::<f64>() * total;
         let mut pick = logits.len() - 1;
-        for (block, chunk) in logits.chunks(256).enumerate() {
-            let w: f64 = chunk.iter().map(|&l| exp_f32((l - max) / t)).sum::<f32>() as f64;
+        for (block, chunk) in logits.chunks(BLOCK).enumerate() {
+            let w = block_sum_exp(chunk, max, t) as f64;
             if u >= w {
                 u -= w;
                 continue;
             }
-            pick = block * 256 + chunk.len() - 1;
+            pick = block * BLOCK + chunk.len() - 1;
             for (k, &l) in chunk.iter().enumerate() {
                 let w = exp_f32((l - max) / t) as f64;
                 if u < w {
-                    pick = block * 256 + k;
+                    pick = block * BLOCK + k;
                     break;
                 }
                 u -= w;

@@ -32,7 +32,7 @@ fn contiguous<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> R
     }
 }
 
-use crate::fastmath::exp_f32;
+use crate::fastmath::{exp_f32, row_max, row_sum};
 
 #[inline(always)]
 fn exp_f64(x: f64) -> f64 {
@@ -67,8 +67,40 @@ macro_rules! rows_impl {
         }
     };
 }
-rows_impl!(lse_f32, grad_f32, ent_f32, f32, exp_f32);
 rows_impl!(lse_f64, grad_f64, ent_f64, f64, exp_f64);
+
+// The f32 rows (the usual case) in vectorisable form: lane-wise max and sums (f32 lanes within
+// blocks, f64 across blocks), the same arithmetic per element as the f64 macro's.
+
+/// (max, log-sum-exp) of `s * row`.
+fn lse_f32(row: &[f32], s: f32) -> (f32, f32) {
+    // Scaling by s > 0 keeps the order (and rounds the maximum exactly as `x * s` does).
+    let max = if s > 0.0 {
+        row_max(row) * s
+    } else {
+        row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x * s))
+    };
+    let sum = row_sum(row, |x| exp_f32(x * s - max));
+    (max, max + sum.ln() as f32)
+}
+
+fn grad_f32(row: &[f32], out: &mut [f32], target: usize, g: f32, s: f32) {
+    let (_, lse) = lse_f32(row, s);
+    for (o, &x) in out.iter_mut().zip(row) {
+        *o = -g * s * exp_f32(x * s - lse);
+    }
+    if let Some(o) = out.get_mut(target) {
+        *o += g * s;
+    }
+}
+
+fn ent_f32(row: &[f32], s: f32) -> f32 {
+    let (_, lse) = lse_f32(row, s);
+    row_sum(row, |x| {
+        let lp = x * s - lse;
+        -exp_f32(lp) * lp
+    }) as f32
+}
 
 fn dims(l1: &Layout, l2: &Layout) -> Result<(usize, usize)> {
     let (n, v) = l1.shape().dims2()?;

@@ -1,5 +1,5 @@
 //! GRPO step throughput on CPU, on the shape of TRL's GRPOTrainer peer bench
-//! (bench/torch/trl_grpo_bench.py): a tiny random Qwen2 (hidden 128, 4 layers, 4 heads, 2 KV
+//! (bench/peers/trl_grpo_bench.py): a tiny random Qwen2 (hidden 128, 4 layers, 4 heads, 2 KV
 //! heads, head_dim 32, intermediate 512, vocab 151,669 = the real Qwen tokenizer's, tied
 //! embeddings, std 0.02, rope_theta 1e6, f32), 1 prompt per step x G = 8 completions of exactly
 //! 64 tokens (`ignore_eos`, TRL's worst case, which a random model always hits), temperature 1,
@@ -12,10 +12,14 @@
 //! does (`generate` -> rewards -> advantages -> `completion_logprobs(grad)` -> loss ->
 //! backward -> clip -> AdamW), so that generation can ignore EOS for a fixed-shape comparison.
 //!
-//! Before each step it waits until the machine is quiet (other processes using < 0.15 core
-//! over 1 s; `--no-guard` turns it off) and measures the foreign CPU time during the step, as
-//! bench/torch/torch_cpuguard.py does. Prints one JSON object (median over `--steps` steps after
-//! `--warmup`, per-phase medians, peak RSS = VmHWM).
+//! It measures the foreign CPU time during each step as bench/peers/torch_cpuguard.py does, and
+//! waits until the machine is quiet (other processes using < 0.15 core over 1 s) before the
+//! first step and again after any step that other processes disturbed (`--no-guard` turns the
+//! waiting off). Waiting only then, not before every step, keeps idle seconds out of the loop:
+//! an allocator that returns memory to the OS after a delay would otherwise do so during every
+//! wait. Prints one JSON object (median over `--steps` steps after `--warmup`, the median of
+//! the quiet ones, per-phase medians, peak RSS = VmHWM, and which allocator the process runs:
+//! the bench scripts preload mimalloc, the allocator of the `mixed-r1` binary, for some runs).
 //!
 //! `cargo run -p mixed-r1-train --release --example grpo_step_bench -- \
 //!     [--tokenizer .cache/assets/qwen-tokenizer/tokenizer.json] [--beta 0.04] [--steps 10] \
@@ -42,7 +46,7 @@ const COMPLETION: usize = 64;
 const SYSTEM: &str = "Think inside <think></think>, then give the answer inside <answer></answer>.";
 
 // ---------------------------------------------------------------------------------------------
-// CPU guard (bench/torch/torch_cpuguard.py in Rust)
+// CPU guard (bench/peers/torch_cpuguard.py in Rust)
 // ---------------------------------------------------------------------------------------------
 
 fn clk_tck() -> f64 {
@@ -61,14 +65,20 @@ fn machine_cpu() -> (f64, f64) {
         .filter_map(|x| x.parse().ok())
         .collect();
     let g = |i: usize| v.get(i).copied().unwrap_or(0.0);
-    ((g(0) + g(1) + g(2) + g(5) + g(6)) / clk_tck(), g(7) / clk_tck())
+    (
+        (g(0) + g(1) + g(2) + g(5) + g(6)) / clk_tck(),
+        g(7) / clk_tck(),
+    )
 }
 
 /// CPU seconds of this process (all threads).
 fn own_cpu() -> f64 {
     let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let rest = &s[s.rfind(')').map(|i| i + 2).unwrap_or(0)..];
-    let f: Vec<f64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
     // after ')' the fields start at field 3 (state, not a number, so filtered out): utime is
     // field 14, stime 15 -> indices 10, 11 of the numeric ones.
     (f.get(10).copied().unwrap_or(0.0) + f.get(11).copied().unwrap_or(0.0)) / clk_tck()
@@ -114,13 +124,28 @@ fn wait_quiet() -> f64 {
     }
 }
 
+/// `mimalloc` when a mimalloc library is mapped into the process (LD_PRELOAD), else `glibc`.
+fn allocator() -> String {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    if maps.contains("mimalloc") {
+        match std::env::var("MIMALLOC_PURGE_DELAY") {
+            Ok(v) => format!("mimalloc (MIMALLOC_PURGE_DELAY={v})"),
+            Err(_) => "mimalloc (default options)".to_string(),
+        }
+    } else {
+        "glibc malloc".to_string()
+    }
+}
+
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .unwrap_or(0.0)
         / 1024.0
@@ -311,8 +336,13 @@ fn main() -> Result<()> {
     let mut rss_after = Vec::new();
     let mut first_tokens = Vec::new();
     let mut rewards_log = Vec::new();
+    let mut disturbed = true;
     for step in 0..total {
-        waited.push(if a.guard { wait_quiet() } else { 0.0 });
+        waited.push(if a.guard && disturbed {
+            wait_quiet()
+        } else {
+            0.0
+        });
         let meter = Meter::start();
         let t0 = Instant::now();
         let (ids, solution) = &rows[step % rows.len()];
@@ -333,7 +363,9 @@ fn main() -> Result<()> {
         let t = Instant::now();
         let rewards: Vec<f32> = gens
             .iter()
-            .map(|g| format_reward(&g.text) + answer_reward(&g.text, solution) + ascii_reward(&g.text))
+            .map(|g| {
+                format_reward(&g.text) + answer_reward(&g.text, solution) + ascii_reward(&g.text)
+            })
             .collect();
         let groups = Groups::uniform(1, G);
         let adv = advantages.compute("grpo", &AdvantageInput::new(&rewards, &groups), &adv_cfg)?;
@@ -357,7 +389,10 @@ fn main() -> Result<()> {
         let t = Instant::now();
         let out = completion_logprobs(&policy, &seqs, 1.0, true, true)?;
         let c = out.logprobs.dim(1)?;
-        let old: Vec<f32> = gens.iter().flat_map(|g| g.logprobs.iter().copied().take(c)).collect();
+        let old: Vec<f32> = gens
+            .iter()
+            .flat_map(|g| g.logprobs.iter().copied().take(c))
+            .collect();
         let old_t = Tensor::from_vec(old, (G, c), &dev)?;
         let adv_t = Tensor::from_slice(&adv, G, &dev)?;
         let mut inputs = LossInputs::new(&out.logprobs, &adv_t, &out.mask);
@@ -387,6 +422,7 @@ fn main() -> Result<()> {
             m["foreign_cpu_s"].as_f64().unwrap(),
             peak_rss_mib()
         );
+        disturbed = m["foreign_cpu_s"].as_f64().unwrap() >= 0.05 * dt;
         step_s.push(dt);
         meters.push(m);
         rss_after.push(peak_rss_mib());
@@ -419,6 +455,7 @@ fn main() -> Result<()> {
         "impl": "mixed-r1 (candle, f32): generate(ignore_eos) + completion_logprobs + vanilla loss + AdamW",
         "beta": a.beta,
         "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_default(),
+        "allocator": allocator(),
         "group_size": G,
         "prompts_per_step": 1,
         "completion_tokens": COMPLETION,
