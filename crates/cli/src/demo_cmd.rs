@@ -44,12 +44,15 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 700)]
     samples: usize,
     /// Held-out samples per task.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 24)]
     heldout_per_task: usize,
     #[arg(long, default_value_t = 120)]
     sft_steps: usize,
-    #[arg(long, default_value_t = 36)]
+    #[arg(long, default_value_t = 48)]
     grpo_steps: usize,
+    /// Responses a prompt in the sampled held-out evaluations.
+    #[arg(long, default_value_t = 4)]
+    eval_samples: usize,
     /// Override a key of the GRPO config (`mixed-r1 train`'s keys, e.g. `--grpo-set lr=1e-3
     /// --grpo-set temperature=0.8`); repeatable.
     #[arg(long = "grpo-set", value_name = "KEY=VALUE")]
@@ -80,18 +83,35 @@ fn write_jsonl(samples: &[Sample], path: &Path) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// How the demo decodes its held-out evaluations.
+#[derive(Clone, Copy)]
+enum Decoding {
+    /// One greedy response a prompt: the policy's most likely answer.
+    Greedy,
+    /// `n` responses a prompt at the GRPO temperature: the expected reward of the policy as it
+    /// samples, the quantity GRPO maximises.
+    Sampled { n: usize, temperature: f64 },
+}
+
 fn evaluate(
     model: Model,
     reward: &RewardConfig,
     data: &Path,
     out: &Path,
+    decoding: Decoding,
     quiet: bool,
 ) -> Result<(Model, mixed_r1_eval::report::Results)> {
+    let (n, temperature) = match decoding {
+        Decoding::Greedy => (1, None),
+        Decoding::Sampled { n, temperature } => (n, Some(temperature)),
+    };
     let cfg = EvalConfig {
         reward: reward.clone(),
         batch_size: 16,
+        n,
         generation: GenerationSettings {
             max_new_tokens: 48,
+            temperature,
             ..Default::default()
         },
         ..Default::default()
@@ -132,6 +152,37 @@ pub fn run(mut a: DemoArgs) -> Result<()> {
         );
     }
 
+    // The GRPO config first, so a bad --grpo-set fails before any work.
+    let mut cfg = TrainConfig {
+        seed: a.seed,
+        output_dir: a.out.join("grpo"),
+        total_steps: a.grpo_steps,
+        save_every: 0,
+        keep_last: 1,
+        group_size: 8,
+        batch_prompts: 8,
+        max_completion_len: 40,
+        reward: reward.clone(),
+        temperature: 1.0,
+        beta: 0.0,
+        lr: 2e-4,
+        warmup_steps: 2,
+        weight_decay: 0.0,
+        freeze_vision: false,
+        ..Default::default()
+    };
+    cfg.data.train = Some(a.out.join("train.jsonl"));
+    if !a.grpo_set.is_empty() {
+        let mut doc = toml::Table::try_from(&cfg).context("demo GRPO config")?;
+        for kv in &a.grpo_set {
+            set_key(&mut doc, kv)?;
+        }
+        cfg = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("--grpo-set: {e}"))?;
+        cfg.validate()?;
+    }
+
     // 1. Data.
     let data_dir = a.out.join("data");
     let synth = SynthConfig {
@@ -145,6 +196,7 @@ pub fn run(mut a: DemoArgs) -> Result<()> {
     let all = load_samples(&data_dir.join("samples.jsonl"), a.quiet)?;
     let (train, held) = split(all, a.heldout_per_task);
     let train_path = a.out.join("train.jsonl");
+    debug_assert_eq!(cfg.data.train.as_deref(), Some(train_path.as_path()));
     let held_path = a.out.join("heldout.jsonl");
     write_jsonl(&train, &train_path)?;
     write_jsonl(&held, &held_path)?;
@@ -184,39 +236,23 @@ pub fn run(mut a: DemoArgs) -> Result<()> {
     model.save(&sft_dir)?;
 
     // 4. Eval before GRPO.
+    let sampled = Decoding::Sampled {
+        n: a.eval_samples,
+        temperature: cfg.temperature,
+    };
     let before_dir = a.out.join("eval-sft");
-    let (model, before) = evaluate(model, &reward, &held_path, &before_dir, a.quiet)?;
+    let (model, before) = evaluate(
+        model,
+        &reward,
+        &held_path,
+        &before_dir,
+        Decoding::Greedy,
+        a.quiet,
+    )?;
+    let before_s_dir = a.out.join("eval-sft-sampled");
+    let (model, before_s) = evaluate(model, &reward, &held_path, &before_s_dir, sampled, a.quiet)?;
 
     // 5. GRPO.
-    let mut cfg = TrainConfig {
-        seed: a.seed,
-        output_dir: a.out.join("grpo"),
-        total_steps: a.grpo_steps,
-        save_every: 0,
-        keep_last: 1,
-        group_size: 8,
-        batch_prompts: 4,
-        max_completion_len: 40,
-        reward: reward.clone(),
-        temperature: 1.0,
-        beta: 0.0,
-        lr: 5e-4,
-        warmup_steps: 2,
-        weight_decay: 0.0,
-        freeze_vision: false,
-        ..Default::default()
-    };
-    cfg.data.train = Some(train_path.clone());
-    if !a.grpo_set.is_empty() {
-        let mut doc = toml::Table::try_from(&cfg).context("demo GRPO config")?;
-        for kv in &a.grpo_set {
-            set_key(&mut doc, kv)?;
-        }
-        cfg = toml::Value::Table(doc)
-            .try_into()
-            .map_err(|e| anyhow::anyhow!("--grpo-set: {e}"))?;
-        cfg.validate_for_training()?;
-    }
     let _ = std::fs::remove_dir_all(&cfg.output_dir);
     let mut trainer = Trainer::new(cfg.clone(), model, train, PromptTemplate::default())?;
     let pb = bar(a.grpo_steps as u64, a.quiet, "grpo ");
@@ -235,42 +271,67 @@ pub fn run(mut a: DemoArgs) -> Result<()> {
     // 6. Eval after.
     let after_dir = a.out.join("eval-grpo");
     let policy = std::mem::replace(&mut trainer.policy, Model::load(&sft_dir, &opts)?);
-    let (_, after) = evaluate(policy, &reward, &held_path, &after_dir, a.quiet)?;
+    let (policy, after) = evaluate(
+        policy,
+        &reward,
+        &held_path,
+        &after_dir,
+        Decoding::Greedy,
+        a.quiet,
+    )?;
+    let after_s_dir = a.out.join("eval-grpo-sampled");
+    let (_, after_s) = evaluate(policy, &reward, &held_path, &after_s_dir, sampled, a.quiet)?;
 
     // 7. Report.
     let cmp = mixed_r1_eval::compare(&[before_dir.clone(), after_dir.clone()])?;
     mixed_r1_eval::write_comparison(&cmp, &a.out.join("compare"))?;
-    println!("\nheld-out mean reward per task (SFT start -> after GRPO):\n");
-    println!("| task | samples | SFT | GRPO | delta |");
-    println!("|---|---:|---:|---:|---:|");
-    let mut rows: Vec<(String, usize, f64, f64)> = Vec::new();
-    for (task, m) in &before.tasks {
-        let b = m.mean_reward.unwrap_or(0.0);
-        let aft = after
-            .tasks
-            .get(task)
-            .and_then(|m| m.mean_reward)
-            .unwrap_or(0.0);
-        rows.push((task.clone(), m.samples, b, aft));
+    let cmp = mixed_r1_eval::compare(&[before_s_dir.clone(), after_s_dir.clone()])?;
+    mixed_r1_eval::write_comparison(&cmp, &a.out.join("compare-sampled"))?;
+    let mean = |r: &mixed_r1_eval::report::Results, task: Option<&str>| -> f64 {
+        match task {
+            Some(t) => r.tasks.get(t).and_then(|m| m.mean_reward),
+            None => r.overall.mean_reward,
+        }
+        .unwrap_or(0.0)
+    };
+    println!(
+        "\nheld-out mean reward per task, SFT start -> after GRPO; sampled = {} responses a prompt \
+         at temperature {} (the policy GRPO trains), greedy = its single most likely answer:\n",
+        a.eval_samples, cfg.temperature
+    );
+    println!("| task | prompts | sampled: SFT | GRPO | delta | greedy: SFT | GRPO | delta |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut rows: Vec<(String, Option<&str>, usize)> = before
+        .tasks
+        .iter()
+        .map(|(t, m)| (t.clone(), Some(t.as_str()), m.samples))
+        .collect();
+    rows.push(("all".into(), None, before.overall.samples));
+    let (mut up, mut tasks) = (0, 0);
+    for (name, task, n) in &rows {
+        let (sb, sa) = (mean(&before_s, *task), mean(&after_s, *task));
+        let (gb, ga) = (mean(&before, *task), mean(&after, *task));
+        if task.is_some() {
+            tasks += 1;
+            up += usize::from(sa > sb);
+        }
+        println!(
+            "| {name} | {n} | {sb:.3} | {sa:.3} | {:+.3} | {gb:.3} | {ga:.3} | {:+.3} |",
+            sa - sb,
+            ga - gb
+        );
     }
-    rows.push((
-        "all".into(),
-        before.overall.samples,
-        before.overall.mean_reward.unwrap_or(0.0),
-        after.overall.mean_reward.unwrap_or(0.0),
-    ));
-    for (task, n, b, aft) in &rows {
-        println!("| {task} | {n} | {b:.3} | {aft:.3} | {:+.3} |", aft - b);
-    }
+    println!("\nGRPO raised the sampled reward on {up} of {tasks} tasks.");
     println!("\ncheckpoint:  {}", ckpt.display());
     println!("plots:       {}", cfg.output_dir.join("plots").display());
     println!(
-        "evals:       {} and {}",
+        "evals:       {} (greedy), {} (sampled), and the same for eval-grpo",
         before_dir.display(),
-        after_dir.display()
+        before_s_dir.display()
     );
     println!(
-        "comparison:  {}",
+        "comparison:  {} and {}",
+        a.out.join("compare-sampled/compare.md").display(),
         a.out.join("compare/compare.md").display()
     );
     println!("total time:  {:.0} s", t0.elapsed().as_secs_f64());

@@ -173,4 +173,18 @@ fn bad_configs_are_clear_errors() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent"), "{err}");
+
+    // The demo's GRPO overrides are checked before any data or model work.
+    let out = bin()
+        .current_dir(root())
+        .args(["demo", "--quiet", "--grpo-set", "eps_low=2", "--out"])
+        .arg(dir.path().join("demo"))
+        .args(["--tokenizer"])
+        .arg(tokenizer())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("eps_low"), "{err}");
+    assert!(!dir.path().join("demo/train.jsonl").exists());
 }
