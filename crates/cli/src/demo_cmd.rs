@@ -195,8 +195,7 @@ pub fn run(mut a: DemoArgs) -> Result<()> {
     generate(&synth, &data_dir, &pb).context("synthesising the demo data")?;
     let all = load_samples(&data_dir.join("samples.jsonl"), a.quiet)?;
     let (train, held) = split(all, a.heldout_per_task);
-    let train_path = a.out.join("train.jsonl");
-    debug_assert_eq!(cfg.data.train.as_deref(), Some(train_path.as_path()));
+    let train_path = cfg.data.train.clone().context("the demo sets data.train")?;
     let held_path = a.out.join("heldout.jsonl");
     write_jsonl(&train, &train_path)?;
     write_jsonl(&held, &held_path)?;

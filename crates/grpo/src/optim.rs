@@ -355,13 +355,13 @@ impl AdamW {
                 };
                 m.inplace_op2(
                     g,
-                    &fused::Lerp {
+                    &fused::Moment::First {
                         weight: (1.0 - b1) as f32,
                     },
                 )?;
                 v.inplace_op2(
                     g,
-                    &fused::SqAvg {
+                    &fused::Moment::Second {
                         beta2: b2 as f32,
                         one_minus_beta2: (1.0 - b2) as f32,
                     },
@@ -572,14 +572,18 @@ mod fused {
         Ok((&mut d[d0..d1], &s[s0..s1]))
     }
 
-    /// `m += (g - m) * weight`.
-    pub struct Lerp {
-        pub weight: f32,
+    /// A moment update from the gradient, in place.
+    pub enum Moment {
+        /// `m += (g - m) * weight` (torch's `lerp`).
+        First { weight: f32 },
+        /// `v = v * beta2 + g² * one_minus_beta2`, with `1 - beta2` computed in f64 (from an
+        /// f32 beta2 it would be off by 1e-5 relative).
+        Second { beta2: f32, one_minus_beta2: f32 },
     }
 
-    impl InplaceOp2 for Lerp {
+    impl InplaceOp2 for Moment {
         fn name(&self) -> &'static str {
-            "adamw-lerp"
+            "adamw-moment"
         }
 
         fn cpu_fwd(
@@ -589,43 +593,23 @@ mod fused {
             g: &CpuStorage,
             g_l: &Layout,
         ) -> candle_core::Result<()> {
-            let (m, g) = slices(dst, dst_l, g, g_l)?;
-            let w = self.weight;
-            m.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .for_each(|(m, g)| m.iter_mut().zip(g).for_each(|(m, g)| *m += (g - *m) * w));
-            Ok(())
-        }
-    }
-
-    /// `v = v * beta2 + g² * (1 - beta2)`.
-    pub struct SqAvg {
-        pub beta2: f32,
-        /// `1 - beta2` computed in f64 (from an f32 beta2 it would be off by 1e-5 relative).
-        pub one_minus_beta2: f32,
-    }
-
-    impl InplaceOp2 for SqAvg {
-        fn name(&self) -> &'static str {
-            "adamw-sq-avg"
-        }
-
-        fn cpu_fwd(
-            &self,
-            dst: &mut CpuStorage,
-            dst_l: &Layout,
-            g: &CpuStorage,
-            g_l: &Layout,
-        ) -> candle_core::Result<()> {
-            let (v, g) = slices(dst, dst_l, g, g_l)?;
-            let (b2, one_minus) = (self.beta2, self.one_minus_beta2);
-            v.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .for_each(|(v, g)| {
+            let (x, g) = slices(dst, dst_l, g, g_l)?;
+            let chunks = x.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK));
+            match *self {
+                Moment::First { weight } => chunks.for_each(|(m, g)| {
+                    m.iter_mut()
+                        .zip(g)
+                        .for_each(|(m, g)| *m += (g - *m) * weight)
+                }),
+                Moment::Second {
+                    beta2,
+                    one_minus_beta2,
+                } => chunks.for_each(|(v, g)| {
                     v.iter_mut()
                         .zip(g)
-                        .for_each(|(v, g)| *v = *v * b2 + g * g * one_minus)
-                });
+                        .for_each(|(v, g)| *v = *v * beta2 + g * g * one_minus_beta2)
+                }),
+            }
             Ok(())
         }
     }

@@ -73,11 +73,6 @@ pub fn block_sum_exp(block: &[f32], max: f32, t: f32) -> f32 {
     lane_sum(block, |x| exp_f32((x - max) / t))
 }
 
-/// `Σ e^((x_i - max) / t)` over a row, in f64 (see [`row_sum`]).
-pub fn sum_exp_scaled(row: &[f32], max: f32, t: f32) -> f64 {
-    row_sum(row, |x| exp_f32((x - max) / t))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,7 +102,7 @@ mod tests {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         for t in [1.0f32, 0.7] {
             let want: f64 = row.iter().map(|&l| (((l - max) / t) as f64).exp()).sum();
-            let got = sum_exp_scaled(&row, max, t);
+            let got = row_sum(&row, |x| exp_f32((x - max) / t));
             assert!(((got - want) / want).abs() < 1e-6, "{got} vs {want}");
         }
     }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decoder::KvCache;
 use crate::error::{ModelError, Result};
-use crate::fastmath::{block_sum_exp, exp_f32, row_max, sum_exp_scaled, BLOCK};
+use crate::fastmath::{block_sum_exp, exp_f32, row_max, BLOCK};
 use crate::model::{Batch, ImageInputs, Model};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,7 +108,13 @@ pub fn sample_row(logits: &[f32], cfg: &SamplingConfig, rng: &mut ChaCha8Rng) ->
         1.0
     };
     let max = row_max(logits);
-    let total = sum_exp_scaled(logits, max, t);
+    // Unnormalised weights summed per block of the vocabulary: the total gives the log-sum-exp,
+    // and the plain sampler below walks the blocks instead of recomputing them.
+    let blocks: Vec<f64> = logits
+        .chunks(BLOCK)
+        .map(|c| block_sum_exp(c, max, t) as f64)
+        .collect();
+    let total: f64 = blocks.iter().sum();
     let lse = total.ln() as f32;
     let logprob = |i: usize| (logits[i] - max) / t - lse;
     if cfg.temperature == 0.0 {
@@ -122,12 +128,11 @@ pub fn sample_row(logits: &[f32], cfg: &SamplingConfig, rng: &mut ChaCha8Rng) ->
     }
     let plain = (cfg.top_k == 0 || cfg.top_k >= logits.len()) && cfg.top_p >= 1.0;
     if plain {
-        // The whole vocabulary: walk the unnormalised weights (the same ones summed above) until
-        // the uniform draw is used up, without building a candidate list.
+        // The whole vocabulary: walk the block sums, then the weights of the block the uniform
+        // draw lands in, without building a candidate list.
         let mut u = rng.random::<f64>() * total;
         let mut pick = logits.len() - 1;
-        for (block, chunk) in logits.chunks(BLOCK).enumerate() {
-            let w = block_sum_exp(chunk, max, t) as f64;
+        for (block, (chunk, &w)) in logits.chunks(BLOCK).zip(&blocks).enumerate() {
             if u >= w {
                 u -= w;
                 continue;
