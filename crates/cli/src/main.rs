@@ -4,6 +4,7 @@
 mod data_cmd;
 mod demo_cmd;
 mod eval_cmd;
+mod lora_cmd;
 mod reward_cmd;
 mod serve_cmd;
 mod train_cmd;
@@ -66,6 +67,8 @@ enum Command {
     Train(Box<train_cmd::TrainArgs>),
     /// Supervised warm start on the answer format before GRPO.
     Sft(train_cmd::SftArgs),
+    /// LoRA adapters in PEFT's layout: merge one into its base model, or inspect it.
+    Lora(lora_cmd::LoraArgs),
     /// Evaluate per task and source (generate or score given responses); compare runs; convert benchmarks.
     Eval(Box<eval_cmd::EvalArgs>),
 }
@@ -81,6 +84,7 @@ fn main() {
         Command::Reward(args) => reward_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(args),
         Command::Eval(args) => eval_cmd::run_cmd(*args),
+        Command::Lora(args) => lora_cmd::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

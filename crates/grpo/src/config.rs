@@ -85,6 +85,50 @@ impl Default for DataSection {
     }
 }
 
+/// `[lora]`: low-rank adapters instead of full fine-tuning (`rank = 0`, the default, is off).
+/// Only the adapters train; the KL reference is the base model with the adapters switched off;
+/// checkpoints hold the adapters in PEFT's layout. Same keys as PEFT's `LoraConfig`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoraSection {
+    /// `r` (0 = off).
+    pub rank: usize,
+    /// `lora_alpha`: updates are scaled by `alpha / rank`.
+    pub alpha: f64,
+    /// `lora_dropout` on the adapter input while training.
+    pub dropout: f64,
+    /// `target_modules`: leaf names (`q_proj`) or `*` globs over the dotted module name.
+    pub targets: Vec<String>,
+    /// Also adapt the vision tower's blocks.
+    pub vision: bool,
+    /// rsLoRA scaling `alpha / sqrt(rank)`.
+    pub rslora: bool,
+}
+
+impl Default for LoraSection {
+    fn default() -> Self {
+        LoraSection {
+            rank: 0,
+            alpha: 16.0,
+            dropout: 0.0,
+            targets: [
+                "q_proj",
+                "k_proj",
+                "v_proj",
+                "o_proj",
+                "gate_proj",
+                "up_proj",
+                "down_proj",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            vision: false,
+            rslora: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
@@ -172,6 +216,7 @@ pub struct TrainConfig {
 
     pub model: ModelSection,
     pub data: DataSection,
+    pub lora: LoraSection,
     pub reward: RewardConfig,
 }
 
@@ -220,6 +265,7 @@ impl Default for TrainConfig {
             freeze_vision: true,
             model: ModelSection::default(),
             data: DataSection::default(),
+            lora: LoraSection::default(),
             reward: RewardConfig::default(),
         }
     }
@@ -399,8 +445,26 @@ impl TrainConfig {
                 format!("must be cpu, cuda or cuda:<n>, got `{}`", m.device),
             ));
         }
+        let l = &self.lora;
+        if l.rank > 0 {
+            finite_min("lora.alpha", l.alpha, 0.0, true)?;
+            if !(l.dropout.is_finite() && (0.0..1.0).contains(&l.dropout)) {
+                return Err(err(
+                    "lora.dropout",
+                    format!("must be in [0, 1), got {}", l.dropout),
+                ));
+            }
+            if l.targets.is_empty() || l.targets.iter().any(|t| t.trim().is_empty()) {
+                return Err(err("lora.targets", "needs at least one module name"));
+            }
+        }
         self.reward.validate().map_err(|e| err("reward", e))?;
         Ok(())
+    }
+
+    /// True when the run trains LoRA adapters rather than every weight.
+    pub fn uses_lora(&self) -> bool {
+        self.lora.rank > 0
     }
 
     /// Like [`validate`](Self::validate), plus: a model and a training set are given (what

@@ -9,19 +9,20 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::config::TextConfig;
 use crate::error::Result;
+use crate::lora::{LoraRuntime, Proj};
 use crate::ops;
 use crate::params::{Init, Params};
 
 struct Layer {
     input_norm: Tensor,
     post_norm: Tensor,
-    q: (Tensor, Option<Tensor>),
-    k: (Tensor, Option<Tensor>),
-    v: (Tensor, Option<Tensor>),
-    o: Tensor,
-    gate: Tensor,
-    up: Tensor,
-    down: Tensor,
+    q: Proj,
+    k: Proj,
+    v: Proj,
+    o: Proj,
+    gate: Proj,
+    up: Proj,
+    down: Proj,
 }
 
 pub struct Decoder {
@@ -112,38 +113,46 @@ fn layer_name(i: usize, rest: &str) -> String {
 
 impl Decoder {
     pub fn new(cfg: &TextConfig, params: &Params) -> Result<Decoder> {
+        Decoder::with_lora(cfg, params, None)
+    }
+
+    /// A decoder whose projections pick up the LoRA adapters `params` holds for them.
+    pub fn with_lora(
+        cfg: &TextConfig,
+        params: &Params,
+        lora: Option<&LoraRuntime>,
+    ) -> Result<Decoder> {
         let (h, hd, i) = (cfg.hidden_size, cfg.head_dim, cfg.intermediate_size);
         let (nh, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
         let embed = params.get_shaped("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for l in 0..cfg.num_hidden_layers {
-            let proj = |name: &str, out: usize| -> Result<(Tensor, Option<Tensor>)> {
-                let w = params.get_shaped(
-                    &layer_name(l, &format!("self_attn.{name}.weight")),
-                    &[out, h],
-                )?;
-                let b =
-                    if cfg.qkv_bias {
-                        Some(params.get_shaped(
-                            &layer_name(l, &format!("self_attn.{name}.bias")),
-                            &[out],
-                        )?)
-                    } else {
-                        None
-                    };
-                Ok((w, b))
+            let proj = |module: &str, out: usize, inp: usize, bias: bool| -> Result<Proj> {
+                let module = layer_name(l, module);
+                let w = params.get_shaped(&format!("{module}.weight"), &[out, inp])?;
+                let b = if bias {
+                    Some(params.get_shaped(&format!("{module}.bias"), &[out])?)
+                } else {
+                    None
+                };
+                let lora = match lora {
+                    Some(rt) => rt.adapter(params, &module)?,
+                    None => None,
+                };
+                Ok(Proj { w, b, lora })
             };
+            let qkv_bias = cfg.qkv_bias;
             layers.push(Layer {
                 input_norm: params.get_shaped(&layer_name(l, "input_layernorm.weight"), &[h])?,
                 post_norm: params
                     .get_shaped(&layer_name(l, "post_attention_layernorm.weight"), &[h])?,
-                q: proj("q_proj", nh * hd)?,
-                k: proj("k_proj", nkv * hd)?,
-                v: proj("v_proj", nkv * hd)?,
-                o: params.get_shaped(&layer_name(l, "self_attn.o_proj.weight"), &[h, nh * hd])?,
-                gate: params.get_shaped(&layer_name(l, "mlp.gate_proj.weight"), &[i, h])?,
-                up: params.get_shaped(&layer_name(l, "mlp.up_proj.weight"), &[i, h])?,
-                down: params.get_shaped(&layer_name(l, "mlp.down_proj.weight"), &[h, i])?,
+                q: proj("self_attn.q_proj", nh * hd, h, qkv_bias)?,
+                k: proj("self_attn.k_proj", nkv * hd, h, qkv_bias)?,
+                v: proj("self_attn.v_proj", nkv * hd, h, qkv_bias)?,
+                o: proj("self_attn.o_proj", h, nh * hd, false)?,
+                gate: proj("mlp.gate_proj", i, h, false)?,
+                up: proj("mlp.up_proj", i, h, false)?,
+                down: proj("mlp.down_proj", h, i, false)?,
             });
         }
         let norm = params.get_shaped("model.norm.weight", &[h])?;
@@ -272,9 +281,9 @@ impl Decoder {
             let attn = self.attention(layer, &normed, &cos, &sin, &mask, slot, b, t, grad)?;
             h = (h + attn)?;
             let normed = ops::rms_norm(&h, &layer.post_norm, self.cfg.rms_norm_eps, grad)?;
-            let g = lin(&normed, &layer.gate, None, grad)?.silu()?;
-            let u = lin(&normed, &layer.up, None, grad)?;
-            let mlp = lin(&(g * u)?, &layer.down, None, grad)?;
+            let g = layer.gate.forward(&normed, grad)?.silu()?;
+            let u = layer.up.forward(&normed, grad)?;
+            let mlp = layer.down.forward(&(g * u)?, grad)?;
             h = (h + mlp)?;
         }
         Ok(ops::rms_norm(&h, &self.norm, self.cfg.rms_norm_eps, grad)?)
@@ -302,9 +311,9 @@ impl Decoder {
         let heads = |y: Tensor, n: usize| -> Result<Tensor> {
             Ok(y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()?)
         };
-        let q = heads(lin(x, &layer.q.0, layer.q.1.as_ref(), grad)?, nh)?;
-        let k = heads(lin(x, &layer.k.0, layer.k.1.as_ref(), grad)?, nkv)?;
-        let v = heads(lin(x, &layer.v.0, layer.v.1.as_ref(), grad)?, nkv)?;
+        let q = heads(layer.q.forward(x, grad)?, nh)?;
+        let k = heads(layer.k.forward(x, grad)?, nkv)?;
+        let v = heads(layer.v.forward(x, grad)?, nkv)?;
         let q = ops::apply_rotary(&q, cos, sin)?;
         let k = ops::apply_rotary(&k, cos, sin)?;
         let (k, v) = match slot {
@@ -323,7 +332,7 @@ impl Decoder {
             .reshape((b, nh, t, hd))?
             .transpose(1, 2)?
             .reshape((b, t, nh * hd))?;
-        lin(&out, &layer.o, None, grad)
+        layer.o.forward(&out, grad)
     }
 
     /// Logits `(…, vocab)` from final hidden states.

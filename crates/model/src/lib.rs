@@ -20,7 +20,10 @@
 //! - [`generate`]: batched sampling with a KV cache and per-token log-probs.
 //! - [`token_logprob`]: log-probs of chosen tokens from logits, with a memory-light backward.
 //! - [`logprobs`]: the training forward: per-token log-probs of given completions.
+//! - [`lora`]: LoRA adapters on the projections (PEFT's arithmetic and file layout);
+//!   [`adapters`]: adding, saving, loading and merging them on a model.
 
+pub mod adapters;
 pub mod chat;
 pub mod config;
 pub mod decoder;
@@ -30,6 +33,7 @@ pub mod gemv;
 pub mod generate;
 pub mod gguf;
 pub mod logprobs;
+pub mod lora;
 pub mod model;
 pub mod ops;
 pub mod params;
@@ -41,4 +45,5 @@ pub mod vision;
 
 pub use config::{Arch, ModelConfig, TextConfig, VisionConfig};
 pub use error::{ModelError, Result};
+pub use lora::LoraConfig;
 pub use params::Params;

@@ -12,6 +12,7 @@ use candle_core::{DType, Device, Tensor};
 use crate::config::{Arch, ModelConfig};
 use crate::decoder::{Decoder, KvCache};
 use crate::error::{ModelError, Result};
+use crate::lora::{LoraConfig, LoraRuntime};
 use crate::params::Params;
 use crate::processor::ImageProcessor;
 use crate::tokenizer::Tokenizer;
@@ -110,6 +111,8 @@ pub struct Model {
     preprocessor_json: Option<String>,
     /// Where the model was loaded from, for messages.
     pub source: Option<PathBuf>,
+    /// The LoRA adapters, when the model has them (see [`crate::lora`]).
+    lora: Option<LoraRuntime>,
 }
 
 impl std::fmt::Debug for Model {
@@ -153,6 +156,7 @@ impl Model {
             processor,
             preprocessor_json: None,
             source: None,
+            lora: None,
         })
     }
 
@@ -176,6 +180,11 @@ impl Model {
                 "not a model folder (config.json + safetensors) or a .gguf file",
             ));
         }
+        if !path.join("config.json").is_file()
+            && path.join(crate::adapters::ADAPTER_CONFIG).is_file()
+        {
+            return Model::load_with_adapter(path, opts);
+        }
         let config = ModelConfig::from_file(&path.join("config.json"))?;
         let files = safetensors_files(path)?;
         let mut params = Params::new(opts.dtype, opts.device.clone());
@@ -194,6 +203,39 @@ impl Model {
             m.preprocessor_json = std::fs::read_to_string(&pp).ok();
         }
         m.source = Some(path.to_path_buf());
+        Ok(m)
+    }
+
+    /// A PEFT adapter folder: the base model its `base_model_name_or_path` names (as given, or
+    /// relative to the adapter folder), with the adapters on top.
+    pub fn load_with_adapter(dir: &Path, opts: &LoadOptions) -> Result<Model> {
+        let cfg_path = dir.join(crate::adapters::ADAPTER_CONFIG);
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| ModelError::io(&cfg_path, e))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| ModelError::format(&cfg_path, format!("not valid JSON: {e}")))?;
+        let base = v
+            .get("base_model_name_or_path")
+            .and_then(|b| b.as_str())
+            .ok_or_else(|| {
+                ModelError::format(
+                    &cfg_path,
+                    "no base_model_name_or_path: load the base model and call load_adapter",
+                )
+            })?;
+        let given = PathBuf::from(base);
+        let base_path = if given.exists() {
+            given
+        } else if dir.join(&given).exists() {
+            dir.join(&given)
+        } else {
+            return Err(ModelError::format(
+                &cfg_path,
+                format!("base_model_name_or_path `{base}` is not a folder or file here (models are not downloaded)"),
+            ));
+        };
+        let mut m = Model::load(&base_path, opts)?;
+        m.load_adapter(dir)?;
+        m.source = Some(dir.to_path_buf());
         Ok(m)
     }
 
@@ -223,9 +265,13 @@ impl Model {
 
     /// Rebuilds the layers after freezing changed which weights are tracked.
     fn rebuild(&mut self) -> Result<()> {
-        self.decoder = Decoder::new(&self.config.text, &self.params)?;
+        self.decoder = Decoder::with_lora(&self.config.text, &self.params, self.lora.as_ref())?;
         if let Some(v) = &self.config.vision {
-            self.vision = Some(VisionTower::new(v, &self.params)?);
+            self.vision = Some(VisionTower::with_lora(
+                v,
+                &self.params,
+                self.lora.as_ref(),
+            )?);
         }
         Ok(())
     }
@@ -255,6 +301,53 @@ impl Model {
         m.preprocessor_json = self.preprocessor_json.clone();
         m.source = self.source.clone();
         Ok(m)
+    }
+
+    /// Mutable access to the weights for callers that rebuild the layers afterwards.
+    pub(crate) fn params_mut(&mut self) -> &mut Params {
+        &mut self.params
+    }
+
+    pub(crate) fn set_lora(&mut self, lora: Option<LoraRuntime>) -> Result<()> {
+        self.lora = lora;
+        self.rebuild()
+    }
+
+    pub(crate) fn lora_runtime(&self) -> Option<&LoraRuntime> {
+        self.lora.as_ref()
+    }
+
+    /// The LoRA settings, when the model has adapters.
+    pub fn lora(&self) -> Option<&LoraConfig> {
+        self.lora.as_ref().map(|l| &l.config)
+    }
+
+    /// Turns the adapters on or off for every later forward pass (off = the base model, the
+    /// KL reference). A model without adapters ignores this.
+    pub fn set_adapters_enabled(&self, on: bool) {
+        if let Some(l) = &self.lora {
+            l.state.set_enabled(on);
+        }
+    }
+
+    /// Runs `f` with the adapters off, switching them back on afterwards (also on error).
+    pub fn with_adapters_disabled<R>(&self, f: impl FnOnce(&Model) -> R) -> R {
+        struct Restore<'a>(&'a Model);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set_adapters_enabled(true);
+            }
+        }
+        self.set_adapters_enabled(false);
+        let _restore = Restore(self);
+        f(self)
+    }
+
+    /// Restarts the LoRA dropout masks from `seed`.
+    pub fn reseed_lora_dropout(&self, seed: u64) {
+        if let Some(l) = &self.lora {
+            l.state.reseed_dropout(seed);
+        }
     }
 
     /// The end-of-sequence ids: from the config, plus `<|im_end|>` / `<|endoftext|>` when the
@@ -520,9 +613,10 @@ impl Model {
             .map_err(|e| ModelError::invalid(format!("config: {e}")))?;
         write(&dir.join("config.json"), config.as_bytes())?;
         let tied = self.config.text.tie_word_embeddings;
+        // Adapters are saved on their own (`save_adapter`) or merged first (`merge_lora`).
         self.params
             .save_safetensors(&dir.join("model.safetensors"), |n| {
-                tied && n == "lm_head.weight"
+                (tied && n == "lm_head.weight") || crate::lora::is_adapter_tensor(n)
             })?;
         let mut gen = serde_json::json!({"do_sample": false});
         if let Some(b) = self.config.text.bos_token_id {

@@ -68,6 +68,17 @@ impl Params {
         Ok(())
     }
 
+    /// Drops a weight (and its frozen mark); returns whether it was there.
+    pub fn remove(&mut self, name: &str) -> bool {
+        self.frozen.remove(name);
+        self.vars.remove(name).is_some()
+    }
+
+    /// Un-freezes one weight.
+    pub fn unfreeze(&mut self, name: &str) {
+        self.frozen.remove(name);
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.vars.contains_key(name)
     }

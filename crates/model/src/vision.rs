@@ -20,6 +20,7 @@ use candle_core::{DType, Device, Tensor, D};
 use crate::config::VisionConfig;
 use crate::error::{ModelError, Result};
 use crate::ops;
+use crate::lora::{add_delta, Adapter, LoraRuntime};
 use crate::params::{Init, Params};
 
 const PREFIX: &str = "visual";
@@ -37,6 +38,9 @@ struct Block {
     up_b: Tensor,
     down_w: Tensor,
     down_b: Tensor,
+    /// LoRA adapters of `attn.qkv`, `attn.proj`, `mlp.gate_proj`, `mlp.up_proj`,
+    /// `mlp.down_proj` (see [`crate::lora`]).
+    lora: [Option<Adapter>; 5],
 }
 
 /// The vision tower. It holds handles on the weights of the [`Params`] it was built from (same
@@ -159,6 +163,15 @@ fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, grad: bool) -> Result<Tensor> {
 impl VisionTower {
     /// Reads the `visual.*` weights, checking every shape against `cfg`.
     pub fn new(cfg: &VisionConfig, params: &Params) -> Result<VisionTower> {
+        VisionTower::with_lora(cfg, params, None)
+    }
+
+    /// A tower whose block projections pick up the LoRA adapters `params` holds for them.
+    pub fn with_lora(
+        cfg: &VisionConfig,
+        params: &Params,
+        lora: Option<&LoraRuntime>,
+    ) -> Result<VisionTower> {
         if cfg.num_heads == 0 || cfg.hidden_size % cfg.num_heads != 0 {
             return Err(ModelError::invalid(format!(
                 "vision hidden_size {} is not a multiple of num_heads {}",
@@ -183,7 +196,20 @@ impl VisionTower {
         let mut blocks = Vec::with_capacity(cfg.depth);
         for i in 0..cfg.depth {
             let p = format!("{PREFIX}.blocks.{i}");
+            let adapter = |m: &str| -> Result<Option<Adapter>> {
+                match lora {
+                    Some(rt) => rt.adapter(params, &format!("{p}.{m}")),
+                    None => Ok(None),
+                }
+            };
             blocks.push(Block {
+                lora: [
+                    adapter("attn.qkv")?,
+                    adapter("attn.proj")?,
+                    adapter("mlp.gate_proj")?,
+                    adapter("mlp.up_proj")?,
+                    adapter("mlp.down_proj")?,
+                ],
                 norm1: get(&format!("{p}.norm1.weight"))?,
                 norm2: get(&format!("{p}.norm2.weight"))?,
                 qkv_w: get(&format!("{p}.attn.qkv.weight"))?,
@@ -455,12 +481,25 @@ impl VisionTower {
             let a = self.attention(&h, blk, segs, &cos, &sin, grad, &w)?;
             x = (x + a)?;
             let h = rms_norm(&x, &w(&blk.norm2), c.rms_norm_eps, grad)?;
-            let f = ops::swiglu_mlp(
-                &h,
-                (&w(&blk.gate_w), Some(&w(&blk.gate_b))),
-                (&w(&blk.up_w), Some(&w(&blk.up_b))),
-                (&w(&blk.down_w), Some(&w(&blk.down_b))),
-            )?;
+            let f = if blk.lora[2..].iter().all(Option::is_none) {
+                ops::swiglu_mlp(
+                    &h,
+                    (&w(&blk.gate_w), Some(&w(&blk.gate_b))),
+                    (&w(&blk.up_w), Some(&w(&blk.up_b))),
+                    (&w(&blk.down_w), Some(&w(&blk.down_b))),
+                )?
+            } else {
+                let proj = |x: &Tensor, wt: &Tensor, b: &Tensor, k: usize| -> Result<Tensor> {
+                    let y = ops::linear(x, &w(wt), Some(&w(b)))?;
+                    match &blk.lora[k] {
+                        Some(ad) => add_delta(y, ad.delta(x, grad)?),
+                        None => Ok(y),
+                    }
+                };
+                let g = proj(&h, &blk.gate_w, &blk.gate_b, 2)?.silu()?;
+                let u = proj(&h, &blk.up_w, &blk.up_b, 3)?;
+                proj(&(g * u)?, &blk.down_w, &blk.down_b, 4)?
+            };
             x = (x + f)?;
             if trace {
                 block_outs.push(x.index_select(&inv_perm_t, 0)?);
@@ -505,8 +544,12 @@ impl VisionTower {
         let heads = c.num_heads;
         let hd = e / heads;
         let dtype = x.dtype();
-        let qkv =
-            ops::linear(x, &w(&blk.qkv_w), Some(&w(&blk.qkv_b)))?.reshape((n, 3, heads, hd))?;
+        let qkv = ops::linear(x, &w(&blk.qkv_w), Some(&w(&blk.qkv_b)))?;
+        let qkv = match &blk.lora[0] {
+            Some(ad) => add_delta(qkv, ad.delta(x, grad)?)?,
+            None => qkv,
+        }
+        .reshape((n, 3, heads, hd))?;
         let cos = cos.unsqueeze(1)?;
         let sin = sin.unsqueeze(1)?;
         let rope = |t: Tensor| -> Result<Tensor> {
@@ -547,6 +590,10 @@ impl VisionTower {
         } else {
             Tensor::cat(&outs, 0)?
         };
-        Ok(ops::linear(&o, &w(&blk.proj_w), Some(&w(&blk.proj_b)))?)
+        let y = ops::linear(&o, &w(&blk.proj_w), Some(&w(&blk.proj_b)))?;
+        match &blk.lora[1] {
+            Some(ad) => add_delta(y, ad.delta(&o, grad)?),
+            None => Ok(y),
+        }
     }
 }

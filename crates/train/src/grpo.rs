@@ -26,6 +26,7 @@ use mixed_r1_grpo::optim::{clip_grad_norm, AdamW, GradAccumulator};
 use mixed_r1_grpo::sampling::{keeps, reward_std};
 use mixed_r1_model::generate::SamplingConfig;
 use mixed_r1_model::logprobs::{completion_logprobs, Sequence};
+use mixed_r1_model::lora::LoraConfig;
 use mixed_r1_model::model::{LoadOptions, Model};
 use mixed_r1_reward::Scorer;
 use rand::seq::SliceRandom;
@@ -62,6 +63,26 @@ pub struct Trainer {
     losses: PolicyLossRegistry,
 }
 
+/// The model crate's LoRA settings for a run (the adapters' init is seeded by the run's seed).
+pub fn lora_config(cfg: &TrainConfig) -> LoraConfig {
+    let l = &cfg.lora;
+    LoraConfig {
+        rank: l.rank,
+        alpha: l.alpha,
+        dropout: l.dropout,
+        targets: l.targets.clone(),
+        vision: l.vision,
+        rslora: l.rslora,
+        seed: cfg.seed,
+    }
+}
+
+/// Where a LoRA run keeps its base model: written once at the start, so a resumed run (and
+/// PEFT, through `base_model_name_or_path`) puts the checkpoint's adapters on the same weights.
+pub fn lora_base_dir(cfg: &TrainConfig) -> PathBuf {
+    cfg.output_dir.join("base")
+}
+
 fn epoch_order(n: usize, seed: u64, epoch: u64, shuffle: bool) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     if shuffle {
@@ -84,7 +105,19 @@ impl Trainer {
         if cfg.freeze_vision && policy.config.vision.is_some() {
             policy.freeze_vision()?;
         }
-        let reference = if cfg.needs_reference() {
+        if cfg.uses_lora() {
+            if policy.lora().is_none() {
+                policy
+                    .add_lora(&lora_config(&cfg))
+                    .context("adding the LoRA adapters")?;
+            }
+            let base = lora_base_dir(&cfg);
+            policy
+                .save(&base)
+                .with_context(|| format!("saving the base model to {}", base.display()))?;
+        }
+        // With LoRA the reference is the policy with its adapters off: no second copy.
+        let reference = if cfg.needs_reference() && !cfg.uses_lora() {
             let r = policy.reference_copy()?;
             // Kept on disk so a resumed run compares with the same reference.
             r.save(&cfg.output_dir.join("reference"))
@@ -161,12 +194,21 @@ impl Trainer {
     ) -> Result<Trainer> {
         let dir = latest_checkpoint(&cfg.output_dir)?
             .with_context(|| format!("no checkpoint to resume in {}", cfg.output_dir.display()))?;
-        let mut policy = Model::load(&dir, opts)
-            .with_context(|| format!("loading the policy from {}", dir.display()))?;
-        if cfg.freeze_vision && policy.config.vision.is_some() {
+        let mut policy = if cfg.uses_lora() {
+            let base = lora_base_dir(&cfg);
+            let mut m = Model::load(&base, opts)
+                .with_context(|| format!("loading the base model from {}", base.display()))?;
+            m.load_adapter(&dir)
+                .with_context(|| format!("loading the LoRA adapters from {}", dir.display()))?;
+            m
+        } else {
+            Model::load(&dir, opts)
+                .with_context(|| format!("loading the policy from {}", dir.display()))?
+        };
+        if cfg.freeze_vision && policy.config.vision.is_some() && !cfg.uses_lora() {
             policy.freeze_vision()?;
         }
-        let reference = if cfg.needs_reference() {
+        let reference = if cfg.needs_reference() && !cfg.uses_lora() {
             let r = Model::load(&cfg.output_dir.join("reference"), opts)
                 .context("loading the saved reference policy")?;
             Some(r.reference_copy()?)
@@ -371,11 +413,18 @@ impl Trainer {
         let loss_cfg = self.cfg.loss_config();
         let mut sums: BTreeMap<&str, f64> = BTreeMap::new();
         let mut evals = 0f64;
-        for _pass in 0..self.cfg.mu.max(1) {
+        let lora_kl = self.cfg.uses_lora() && self.cfg.needs_reference();
+        for pass in 0..self.cfg.mu.max(1) {
             let mut acc = GradAccumulator::new(self.vars.clone());
             for start in (0..n).step_by(per) {
                 let end = (start + per).min(n);
                 let mb = &seqs[start..end];
+                // Dropout masks are a function of (seed, step, pass, micro-batch): resumable.
+                self.policy.reseed_lora_dropout(
+                    self.cfg.seed
+                        ^ (self.step.wrapping_mul(1 << 20) + (pass as u64) * 4096 + start as u64)
+                            .wrapping_mul(0xD6E8_FEB8_6659_FD93),
+                );
                 let out = completion_logprobs(&self.policy, mb, temp, true, true)?;
                 let c = out.logprobs.dim(1)?;
                 let pad = |rows: &[Vec<f32>]| -> Result<Tensor> {
@@ -389,6 +438,13 @@ impl Trainer {
                 let old_t = pad(&old[start..end])?;
                 let ref_t = match &self.reference {
                     Some(r) => Some(completion_logprobs(r, mb, temp, false, false)?.logprobs),
+                    None if lora_kl => Some(
+                        self.policy
+                            .with_adapters_disabled(|base| {
+                                completion_logprobs(base, mb, temp, false, false)
+                            })?
+                            .logprobs,
+                    ),
                     None => None,
                 };
                 let adv_t = Tensor::from_slice(&adv[start..end], end - start, &dev)?;
@@ -439,7 +495,16 @@ impl Trainer {
                 optimizer: Some(&self.opt),
                 metrics: &self.records,
             },
-            |dir: &Path| self.policy.save(dir),
+            |dir: &Path| {
+                if self.cfg.uses_lora() {
+                    let base = std::path::absolute(lora_base_dir(&self.cfg))
+                        .unwrap_or_else(|_| lora_base_dir(&self.cfg));
+                    self.policy
+                        .save_adapter(dir, Some(&base.display().to_string()))
+                } else {
+                    self.policy.save(dir)
+                }
+            },
             keep,
         )?;
         Ok(dir)
