@@ -189,7 +189,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
         .clone()
         .context("no training data: set data.train (--data)")?;
     let samples = load_samples(&data, a.quiet)?;
-    let template = PromptTemplate::default();
+    // The policy is asked for the format the reward scores.
+    let template = PromptTemplate::for_format(cfg.reward.format.mode);
     let mut trainer = if a.resume {
         Trainer::resume(cfg.clone(), samples, template, &load_options(&cfg)?)?
     } else {

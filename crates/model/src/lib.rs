@@ -16,6 +16,8 @@
 //! - [`chat`]: chat templates and `<|image_pad|>` expansion.
 //! - [`gguf`]: GGUF checkpoints (llama.cpp) dequantised into the same weights.
 //! - [`model`]: a loaded model: folder / GGUF / random init, forward, save.
+//! - [`frozen_linear`]: `x @ w^T` for a frozen weight, whose backward skips the weight's
+//!   gradient (LoRA's base weights).
 //! - [`gemv`]: the few-rows matrix product that decoding steps spend their time in.
 //! - [`generate`]: batched sampling with a KV cache and per-token log-probs.
 //! - [`token_logprob`]: log-probs of chosen tokens from logits, with a memory-light backward.
@@ -29,6 +31,7 @@ pub mod config;
 pub mod decoder;
 pub mod error;
 pub mod fastmath;
+pub mod frozen_linear;
 pub mod gemv;
 pub mod generate;
 pub mod gguf;

@@ -37,7 +37,13 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let inner = *dims.last().expect("linear input has a last dimension");
     let rows = x.elem_count() / inner.max(1);
-    let y = x.reshape((rows, inner))?.matmul(&w.t()?)?;
+    let x2 = x.reshape((rows, inner))?;
+    // A weight that is not a variable is frozen: skip its (discarded) gradient in backward.
+    let y = if w.is_variable() {
+        x2.matmul(&w.t()?)?
+    } else {
+        crate::frozen_linear::frozen_matmul(&x2, w)?
+    };
     let y = match b {
         Some(b) => y.broadcast_add(b)?,
         None => y,

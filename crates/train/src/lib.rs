@@ -7,10 +7,13 @@
 //! - [`rollout`]: G completions per prompt, each scored by its task's reward.
 //! - [`grpo`]: the GRPO trainer: rollouts, advantages, clipped loss, KL, optimisation passes,
 //!   checkpoints with exact resume, metrics and plots.
+//! - [`recipe`]: one TOML file = policy, data, held-out set, GRPO / LoRA / reward settings;
+//!   runs evals before and after GRPO and writes the before / after table and curves.
 //! - [`sft`]: a supervised warm start on the same data (answers in the expected format).
 
 pub mod grpo;
 pub mod prompts;
+pub mod recipe;
 pub mod rollout;
 pub mod sft;
 pub mod tiny;

@@ -1,0 +1,483 @@
+//! A recipe: one TOML file that names a policy, its training set, a held-out set, the GRPO and
+//! LoRA settings and the reward, and runs the experiment a user wants to see: held-out eval
+//! (greedy and sampled) before, GRPO, the same evals after, a per-task before / after table and
+//! the training curves as PNG.
+//!
+//! The file is a `train.toml` (every [`TrainConfig`] key, `[model]`, `[data]`, `[lora]`,
+//! `[reward]`) plus two sections of its own:
+//!
+//! ```toml
+//! [run]
+//! heldout = "data/smollm2-text/heldout.jsonl"   # fixed eval set (relative to this file)
+//! eval_samples = 4          # responses a prompt in the sampled eval (at the GRPO temperature)
+//! eval_max_new_tokens = 48  # default: max_completion_len
+//! eval_batch_size = 40
+//! [prompt]                  # optional: the prompt template (default follows reward.format.mode)
+//! system = "..."
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use indicatif::ProgressBar;
+use mixed_r1_eval::model_responder::ModelResponder;
+use mixed_r1_eval::prompt::PromptTemplate;
+use mixed_r1_eval::report::Results;
+use mixed_r1_eval::run::RunOptions;
+use mixed_r1_eval::{EvalConfig, GenerationSettings};
+use mixed_r1_grpo::config::TrainConfig;
+use mixed_r1_grpo::plot::{save_png, PlotOptions, Series};
+use mixed_r1_model::model::Model;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::Trainer;
+
+/// `[run]`: what the recipe evaluates and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunSection {
+    /// The held-out set (JSONL of the dataset schema).
+    pub heldout: Option<PathBuf>,
+    /// Responses a prompt in the sampled evals.
+    pub eval_samples: usize,
+    /// New tokens in the evals (0 = the run's `max_completion_len`).
+    pub eval_max_new_tokens: usize,
+    pub eval_batch_size: usize,
+    /// Sampling temperature of the sampled evals (0 = the run's `temperature`).
+    pub eval_temperature: f64,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        RunSection {
+            heldout: None,
+            eval_samples: 4,
+            eval_max_new_tokens: 0,
+            eval_batch_size: 40,
+            eval_temperature: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub path: PathBuf,
+    pub train: TrainConfig,
+    pub run: RunSection,
+    pub prompt: PromptTemplate,
+}
+
+impl Recipe {
+    /// Reads a recipe; `overrides` are `(dotted key, TOML value)` pairs applied before parsing.
+    /// Unknown keys are errors that name the key and the file.
+    pub fn from_file(path: &Path, overrides: &[(String, toml::Value)]) -> Result<Recipe> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the recipe {}", path.display()))?;
+        let mut doc: toml::Table =
+            toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;
+        for (key, value) in overrides {
+            set_dotted(&mut doc, key, value.clone())
+                .with_context(|| format!("--set {key}"))?;
+        }
+        let run: RunSection = match doc.remove("run") {
+            Some(v) => v
+                .try_into()
+                .map_err(|e| anyhow::anyhow!("{}: [run]: {e}", path.display()))?,
+            None => RunSection::default(),
+        };
+        let prompt_doc = doc.remove("prompt");
+        let mut train: TrainConfig = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        train.resolve_paths(dir);
+        train
+            .validate_for_training()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut run = run;
+        if let Some(h) = &run.heldout {
+            if h.is_relative() {
+                run.heldout = Some(dir.join(h));
+            }
+        }
+        anyhow::ensure!(
+            run.heldout.is_some(),
+            "{}: [run] heldout: missing (the fixed held-out set the before / after evals use)",
+            path.display()
+        );
+        anyhow::ensure!(
+            run.eval_samples >= 1,
+            "{}: [run] eval_samples: must be >= 1",
+            path.display()
+        );
+        let prompt = match prompt_doc {
+            Some(v) => {
+                let mut base = toml::Table::try_from(PromptTemplate::for_format(
+                    train.reward.format.mode,
+                ))?;
+                if let toml::Value::Table(t) = v {
+                    for (k, v) in t {
+                        base.insert(k, v);
+                    }
+                }
+                toml::Value::Table(base)
+                    .try_into()
+                    .map_err(|e| anyhow::anyhow!("{}: [prompt]: {e}", path.display()))?
+            }
+            None => PromptTemplate::for_format(train.reward.format.mode),
+        };
+        Ok(Recipe {
+            path: path.to_path_buf(),
+            train,
+            run,
+            prompt,
+        })
+    }
+
+    fn eval_config(&self, sampled: bool) -> EvalConfig {
+        let t = &self.train;
+        let temperature = if self.run.eval_temperature > 0.0 {
+            self.run.eval_temperature
+        } else {
+            t.temperature
+        };
+        EvalConfig {
+            reward: t.reward.clone(),
+            batch_size: self.run.eval_batch_size.max(1),
+            n: if sampled { self.run.eval_samples } else { 1 },
+            seed: t.seed,
+            prompt: Some(self.prompt.clone()),
+            generation: GenerationSettings {
+                max_new_tokens: if self.run.eval_max_new_tokens > 0 {
+                    self.run.eval_max_new_tokens
+                } else {
+                    t.max_completion_len
+                },
+                temperature: Some(if sampled { temperature } else { 0.0 }),
+                top_p: t.top_p,
+                top_k: t.top_k,
+            },
+            ..Default::default()
+        }
+    }
+}
+
+/// Sets `a.b.c = value` in a TOML document, creating sections on the way.
+pub fn set_dotted(doc: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    let mut table = doc;
+    for p in &parts[..parts.len() - 1] {
+        table = table
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .with_context(|| format!("`{p}` is not a section"))?;
+    }
+    table.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+/// The four held-out evals of a recipe run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecipeReport {
+    pub greedy_before: Results,
+    pub sampled_before: Results,
+    pub greedy_after: Results,
+    pub sampled_after: Results,
+    pub train_s: f64,
+    pub eval_s: f64,
+    pub total_s: f64,
+    pub steps: u64,
+    pub checkpoint: PathBuf,
+    pub out: PathBuf,
+}
+
+/// The task's headline score: accuracy, or BMAS (open-ended), relaxed accuracy (chart),
+/// Acc@0.5 (grounding).
+pub fn headline(m: &mixed_r1_eval::Metrics) -> Option<f64> {
+    m.accuracy
+        .or(m.bmas)
+        .or(m.relaxed_accuracy)
+        .or(m.acc_at_05)
+}
+
+fn evaluate(
+    model: Model,
+    cfg: &EvalConfig,
+    data: &Path,
+    out: &Path,
+    progress: bool,
+    label: &str,
+) -> Result<(Model, Results)> {
+    let opts = RunOptions {
+        data: vec![data.to_path_buf()],
+        out: out.to_path_buf(),
+        limit: None,
+        overwrite: true,
+        progress,
+        charts: false,
+    };
+    let mut r = ModelResponder::new(model, cfg.generation.clone(), label);
+    let results = mixed_r1_eval::run::run(cfg, &opts, &mut r)
+        .with_context(|| format!("evaluating on {}", data.display()))?;
+    Ok((r.into_model(), results))
+}
+
+/// Runs a recipe: evals before, GRPO, evals after; writes `summary.md` / `summary.json` and the
+/// curves into the run's output folder. `bar` shows the GRPO steps.
+pub fn run_recipe(
+    recipe: &Recipe,
+    policy: Model,
+    bar: &ProgressBar,
+    progress: bool,
+) -> Result<RecipeReport> {
+    let t0 = Instant::now();
+    let cfg = &recipe.train;
+    let out = cfg.output_dir.clone();
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let train_path = cfg.data.train.clone().context("data.train")?;
+    let heldout = recipe.run.heldout.clone().context("run.heldout")?;
+    let samples = load_training(&train_path)?;
+
+    let greedy = recipe.eval_config(false);
+    let sampled = recipe.eval_config(true);
+    let (policy, greedy_before) = evaluate(
+        policy,
+        &greedy,
+        &heldout,
+        &out.join("eval-before"),
+        progress,
+        "before",
+    )?;
+    let (policy, sampled_before) = evaluate(
+        policy,
+        &sampled,
+        &heldout,
+        &out.join("eval-before-sampled"),
+        progress,
+        "before",
+    )?;
+    let eval_before_s = t0.elapsed().as_secs_f64();
+
+    let t1 = Instant::now();
+    let mut trainer = Trainer::new(cfg.clone(), policy, samples, recipe.prompt.clone())?;
+    bar.set_length(cfg.total_steps as u64);
+    let ckpt = trainer.train(|r| {
+        let m = &r.metrics;
+        bar.set_message(format!(
+            "reward {:.3} acc {:.3} fmt {:.3} {:.0}s/step",
+            m.get("reward/mean").copied().unwrap_or(0.0),
+            m.get("accuracy/mean").copied().unwrap_or(0.0),
+            m.get("format/mean").copied().unwrap_or(0.0),
+            m.get("time/step_s").copied().unwrap_or(0.0),
+        ));
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    let train_s = t1.elapsed().as_secs_f64();
+    plot_curves(trainer.records(), &out.join("plots"))?;
+    let steps = trainer.step;
+
+    let t2 = Instant::now();
+    let policy = trainer.policy;
+    let (policy, greedy_after) = evaluate(
+        policy,
+        &greedy,
+        &heldout,
+        &out.join("eval-after"),
+        progress,
+        "after",
+    )?;
+    let (_, sampled_after) = evaluate(
+        policy,
+        &sampled,
+        &heldout,
+        &out.join("eval-after-sampled"),
+        progress,
+        "after",
+    )?;
+    let eval_s = eval_before_s + t2.elapsed().as_secs_f64();
+    for (a, b, name) in [
+        ("eval-before", "eval-after", "compare"),
+        ("eval-before-sampled", "eval-after-sampled", "compare-sampled"),
+    ] {
+        let cmp = mixed_r1_eval::compare(&[out.join(a), out.join(b)])?;
+        mixed_r1_eval::write_comparison(&cmp, &out.join(name))?;
+    }
+    let report = RecipeReport {
+        greedy_before,
+        sampled_before,
+        greedy_after,
+        sampled_after,
+        train_s,
+        eval_s,
+        total_s: t0.elapsed().as_secs_f64(),
+        steps,
+        checkpoint: ckpt,
+        out: out.clone(),
+    };
+    std::fs::write(out.join("summary.md"), summary_markdown(recipe, &report))?;
+    std::fs::write(
+        out.join("summary.json"),
+        serde_json::to_string_pretty(&summary_json(&report))?,
+    )?;
+    Ok(report)
+}
+
+fn load_training(path: &Path) -> Result<Vec<mixed_r1_data::Sample>> {
+    let data = mixed_r1_eval::load_data(&[path.to_path_buf()])?;
+    for s in data.skipped.iter().take(5) {
+        eprintln!("warning: {}:{}: {} (skipped)", s.file, s.line, s.reason);
+    }
+    Ok(data.samples.into_iter().map(|s| s.sample).collect())
+}
+
+/// One row per task (and `all`): headline score greedy and sampled, before and after.
+pub fn table_rows(r: &RecipeReport) -> Vec<(String, usize, [Option<f64>; 4])> {
+    let mut rows = Vec::new();
+    let get = |res: &Results, task: Option<&str>| -> Option<f64> {
+        match task {
+            Some(t) => res.tasks.get(t).and_then(headline),
+            None => headline(&res.overall),
+        }
+    };
+    let mut names: Vec<(String, Option<String>, usize)> = r
+        .greedy_before
+        .tasks
+        .iter()
+        .map(|(t, m)| (t.clone(), Some(t.clone()), m.samples))
+        .collect();
+    names.push(("all".into(), None, r.greedy_before.overall.samples));
+    for (name, task, n) in names {
+        let t = task.as_deref();
+        rows.push((
+            name,
+            n,
+            [
+                get(&r.greedy_before, t),
+                get(&r.greedy_after, t),
+                get(&r.sampled_before, t),
+                get(&r.sampled_after, t),
+            ],
+        ));
+    }
+    rows
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|x| format!("{:.1}", 100.0 * x)).unwrap_or_else(|| "–".into())
+}
+
+fn delta(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) => format!("{:+.1}", 100.0 * (b - a)),
+        _ => "–".into(),
+    }
+}
+
+/// The before / after table in Markdown (scores in percent; open-ended is mean BMAS x 100).
+pub fn summary_markdown(recipe: &Recipe, r: &RecipeReport) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "# {}\n\nheld-out score per task (accuracy %, open-ended: mean BMAS x 100); greedy = one \
+         temperature-0 answer a prompt, sampled = mean over {} responses at temperature {}\n\n",
+        recipe.path.display(),
+        recipe.run.eval_samples,
+        if recipe.run.eval_temperature > 0.0 {
+            recipe.run.eval_temperature
+        } else {
+            recipe.train.temperature
+        }
+    ));
+    s.push_str("| task | prompts | greedy before | greedy after | delta | sampled before | sampled after | delta |\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (name, n, [gb, ga, sb, sa]) in table_rows(r) {
+        s.push_str(&format!(
+            "| {name} | {n} | {} | {} | **{}** | {} | {} | **{}** |\n",
+            pct(gb),
+            pct(ga),
+            delta(gb, ga),
+            pct(sb),
+            pct(sa),
+            delta(sb, sa)
+        ));
+    }
+    s.push_str(&format!(
+        "\n{} GRPO steps in {:.0} s; evals {:.0} s; total {:.0} s. Checkpoint: {}\n",
+        r.steps,
+        r.train_s,
+        r.eval_s,
+        r.total_s,
+        r.checkpoint.display()
+    ));
+    s
+}
+
+fn summary_json(r: &RecipeReport) -> Value {
+    let mut tasks = BTreeMap::new();
+    for (name, n, [gb, ga, sb, sa]) in table_rows(r) {
+        tasks.insert(
+            name,
+            serde_json::json!({"prompts": n, "greedy_before": gb, "greedy_after": ga,
+                               "sampled_before": sb, "sampled_after": sa}),
+        );
+    }
+    serde_json::json!({
+        "tasks": tasks, "steps": r.steps, "train_s": r.train_s, "eval_s": r.eval_s,
+        "total_s": r.total_s, "checkpoint": r.checkpoint,
+    })
+}
+
+/// Reward, entropy and response-length curves over steps (what a user watches in TensorBoard),
+/// as PNG next to the per-task plots.
+pub fn plot_curves(records: &[Value], dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let series = |key: &str| -> Series {
+        Series {
+            name: key.to_string(),
+            points: records
+                .iter()
+                .filter_map(|r| Some((r.get("step")?.as_f64()?, r.get(key)?.as_f64()?)))
+                .collect(),
+        }
+    };
+    let mut out = Vec::new();
+    for (file, title, keys, y) in [
+        (
+            "reward_curve.png",
+            "training reward (mean over rollouts)",
+            vec!["reward/mean", "accuracy/mean", "format/mean"],
+            "reward",
+        ),
+        (
+            "entropy_curve.png",
+            "policy entropy (nats / token)",
+            vec!["train/entropy"],
+            "entropy",
+        ),
+        (
+            "length_curve.png",
+            "response length (tokens)",
+            vec!["response/length_mean"],
+            "tokens",
+        ),
+    ] {
+        let s: Vec<Series> = keys.iter().map(|k| series(k)).collect();
+        let path = dir.join(file);
+        save_png(
+            &s,
+            &PlotOptions {
+                title: title.to_string(),
+                y_label: y.to_string(),
+                ..Default::default()
+            },
+            &path,
+        )?;
+        out.push(path);
+    }
+    Ok(out)
+}
