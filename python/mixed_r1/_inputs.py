@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, Mapping, Optional, Sequence
 
 from . import REWARD_NAMES, Rewards, _is_schema_error, default_rewards
@@ -173,25 +174,53 @@ RESPONSE_OPENERS = (
     "<start_of_turn>model\n",  # Gemma
     "<|assistant|>\n",  # Phi-3 / Phi-3.5-V
     "<|assistant|>",
+    "<\uff5cAssistant\uff5c>",  # DeepSeek-V3 / R1
+    "[/INST]",  # Mistral / Llama 2
 )
 END_MARKERS = (
     "<|im_end|>",
     "<|endoftext|>",
     "<|eot_id|>",
+    "<|end_of_text|>",
     "<end_of_turn>",
+    "<eos>",
     "<|end|>",
     "</s>",
     "<\uff5cend\u2581of\u2581sentence\uff5c>",  # DeepSeek-R1 distills
 )
+# A vision processor repeats these once per patch: a run of them in the prompt is a run of any
+# length in the query (OpenRLHF 0.11 decodes the query with special tokens kept, thousands of
+# pads per image).
+PAD_TOKENS = ("<|image_pad|>", "<|video_pad|>")
+_PAD_RUN = re.compile("(?:" + "|".join(re.escape(t) for t in PAD_TOKENS) + ")+")
+_PAD_SPLIT = re.compile("((?:" + "|".join(re.escape(t) for t in PAD_TOKENS) + ")+)")
+
+
+def _prompt_end(query: str, prompt: str) -> Optional[int]:
+    """Where `prompt` ends in `query` when the query starts with it up to pad-token runs."""
+    pos = 0
+    for k, part in enumerate(_PAD_SPLIT.split(prompt)):
+        if k % 2 == 0:  # literal text
+            if not query.startswith(part, pos):
+                return None
+            pos += len(part)
+        else:  # a run of pads: the same kind of pad, once or more, in the query
+            first = next(t for t in PAD_TOKENS if part.startswith(t))
+            if not query.startswith(first, pos):
+                return None
+            pos = _PAD_RUN.match(query, pos).end()
+    return pos
 
 
 def response_from_query(query: str, prompt: Optional[str] = None) -> str:
     """The model's response inside an OpenRLHF query (chat-templated prompt + response): after
-    the prompt when the query starts with it, else after the last assistant opener of a known
-    template (ChatML/Qwen, Llama 3, Gemma, Phi), with trailing end-of-turn and padding markers
-    removed."""
-    if prompt and query.startswith(prompt):
-        response = query[len(prompt):]
+    the prompt when the query starts with it (image / video pad runs matched at any length),
+    else after the last assistant opener of a known template (ChatML/Qwen, Llama 3, Gemma, Phi,
+    DeepSeek, Mistral), with trailing end-of-turn and padding markers removed. Linear in the
+    query's length."""
+    end = _prompt_end(query, prompt) if prompt else None
+    if end is not None:
+        response = query[end:]
     else:
         response = query
         best = -1
@@ -201,13 +230,16 @@ def response_from_query(query: str, prompt: Optional[str] = None) -> str:
                 best = at + len(opener)
         if best >= 0:
             response = query[best:]
-    # Trailing markers repeat (EOS then padding), in any order.
+    # Trailing markers repeat (EOS then padding), in any order; moved past by index, so that
+    # thousands of them cost no copies.
+    end = len(response)
     changed = True
     while changed:
         changed = False
-        response = response.rstrip()
+        while end > 0 and response[end - 1].isspace():
+            end -= 1
         for marker in END_MARKERS:
-            if response.endswith(marker):
-                response = response[: -len(marker)]
+            if response.endswith(marker, 0, end):
+                end -= len(marker)
                 changed = True
-    return response.strip()
+    return response[:end].strip()

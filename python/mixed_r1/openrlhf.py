@@ -1,11 +1,16 @@
-"""OpenRLHF reward function file: ``--remote_rm_url /path/to/mixed_r1/openrlhf.py`` (newer
-releases: ``--reward.remote_url``), with ``--label_key`` naming the ground-truth column.
+"""OpenRLHF reward function file: ``--reward.remote_url /path/to/mixed_r1/openrlhf.py`` with
+``--data.label_key`` naming the ground-truth column (OpenRLHF 0.11's dotted flags; releases
+before 0.11 spell them ``--remote_rm_url`` and ``--label_key``).
 
-OpenRLHF loads this file by path and calls ``reward_func(queries, prompts, labels)``: ``queries``
-are the chat-templated prompts with the responses appended, so the response is cut out first (the
-text after the prompt, else after the last assistant opener of ChatML/Qwen, Llama 3, Gemma or Phi
-templates, end-of-turn and padding markers removed). Print the path with
-``python -m mixed_r1 paths``.
+OpenRLHF loads this file by path and calls ``reward_func(queries, prompts, labels)`` (0.11:
+``openrlhf/utils/agent.py``, ``SingleTurnAgentExecutor``, one sample per call from a worker
+thread; earlier releases: whole batches). ``queries`` are the prompts with the responses
+appended, decoded with special tokens kept -- for a vision model with every image-pad token the
+processor expanded -- so the response is cut out first: the text after the prompt (a run of
+``<|image_pad|>`` in the prompt matches a run of any length in the query), else after the last
+assistant opener of ChatML/Qwen, Llama 3, Gemma, Phi, DeepSeek or Mistral templates, end-of-turn
+and padding markers removed. Placeholder tokens left inside the response are removed by the
+reward itself. Print the path with ``python -m mixed_r1 paths``.
 
 ``labels`` carry the ground truth: a JSON object with the sample's fields
 (``{"task": "chart", "answer": "23.5"}``, boxes with ``frame`` and ``image_size``...) or a plain
@@ -14,8 +19,9 @@ mixed_r1's process default (``$MIXED_R1_REWARD_CONFIG``).
 
 Returns ``{"rewards", "scores", "extra_logs": {"format", "accuracy", "skipped"}}``: torch tensors
 when torch is importable (it is, inside OpenRLHF), lists otherwise. ``rewards`` is the mixed
-reward; ``scores`` (what dynamic filtering reads) is the accuracy in [0, 1]. A sample whose gold
-cannot be used gets 0.0 in both, with ``skipped`` = 1.
+reward; ``scores`` (what dynamic filtering reads; OpenRLHF falls back to ``rewards`` without it)
+is the accuracy in [0, 1]. A sample whose gold cannot be used gets 0.0 in both, with
+``skipped`` = 1.
 """
 import os
 from typing import Any, Optional, Sequence
@@ -51,7 +57,10 @@ def reward_func(
     if prompts is None:
         prompts = [None] * n
     if labels is None:
-        raise ValueError("mixed_r1.openrlhf: no labels; pass the ground-truth column with --label_key")
+        raise ValueError(
+            "mixed_r1.openrlhf: no labels; pass the ground-truth column with --data.label_key "
+            "(--label_key before OpenRLHF 0.11)"
+        )
     if not (len(prompts) == len(labels) == n):
         raise ValueError("mixed_r1.openrlhf: queries, prompts and labels differ in length")
     default_task = task or os.environ.get("MIXED_R1_TASK") or None

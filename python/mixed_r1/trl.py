@@ -1,8 +1,10 @@
 """TRL ``GRPOTrainer`` reward functions: ``reward_funcs=[format_reward, matching_reward, ...]``.
 
 Each is ``fn(prompts, completions, **columns) -> list[float | None]``, the way TRL calls a reward
-callable (``completion_ids``, ``trainer_state``, ``log_metric``... and every dataset column arrive
-as keyword arguments; columns are lists, one value per completion). Completions may be plain
+callable (TRL 1.9, ``GRPOTrainer._calculate_rewards``: ``completion_ids``, ``trainer_state``,
+``log_extra``, ``log_metric``, ``environments`` when set, and every dataset column arrive as
+keyword arguments; columns are lists, one value per completion; None becomes NaN, which TRL
+leaves out of the weighted sum). Completions may be plain
 strings or conversations (``[{"role": "assistant", "content": ...}]``). They are module-level
 functions, so they pickle by reference (TRL's async worker sends reward functions to a child
 process).

@@ -1,11 +1,16 @@
-"""verl reward functions: ``custom_reward_function.path=pkg://mixed_r1.verl``.
+"""verl reward functions: ``reward.custom_reward_function.path=pkg://mixed_r1.verl`` (verl 0.8 and
+later; ``custom_reward_function.path=...`` before, which 0.9 still migrates).
 
-* ``compute_score`` (the default name) for verl's per-sample managers (``naive``, ``dapo``,
-  ``prime``, the reward loop), called as
-  ``compute_score(data_source=..., solution_str=..., ground_truth=..., extra_info=...)``;
-* ``compute_score_batch`` for ``reward_manager=batch`` (set
-  ``custom_reward_function.name=compute_score_batch``), called as
-  ``compute_score_batch(data_sources=..., solution_strs=..., ground_truths=..., extra_infos=...)``.
+* ``compute_score`` (the default name) for verl's per-sample reward managers (``naive``,
+  ``dapo``, ``gdpo``, ``rate_limited``, ``remote`` in 0.9's reward loop; ``naive``, ``dapo``,
+  ``prime`` before), called as
+  ``compute_score(data_source=..., solution_str=..., ground_truth=..., extra_info=...)``
+  (verl 0.9: ``verl/experimental/reward_loop/reward_manager/naive.py``, from a thread pool);
+* ``compute_score_batch`` for the ``batch`` reward manager of verl 0.7 and earlier
+  (``reward_model.reward_manager=batch custom_reward_function.name=compute_score_batch``),
+  called as ``compute_score_batch(data_sources=..., solution_strs=..., ground_truths=...,
+  extra_infos=...)``. verl 0.8+ has no batch manager in its reward loop; ``compute_score`` is
+  fast enough per sample there (tens of microseconds).
 
 Both return a dict per sample: ``score`` (the mixed reward) plus ``format``, ``accuracy`` and
 ``skipped``, which verl logs as ``reward_extra_info``; every sample has the same keys, all
@@ -13,9 +18,9 @@ numbers, as verl's metric aggregation needs. A sample whose gold answer cannot b
 with ``skipped`` = 1 (see :func:`mixed_r1._inputs.flat_parts`).
 
 Task, frames, image size and choices travel in ``extra_info`` or in a JSON ``ground_truth``;
-``data_source`` counts as the task when it is a task name. ``custom_reward_function.reward_kwargs``
-may set ``config`` (a ``reward.toml`` path) and ``task`` (a default task). Precedence: see
-:mod:`mixed_r1._inputs`.
+``data_source`` counts as the task when it is a task name. ``reward.custom_reward_function.reward_kwargs``
+(``custom_reward_function.reward_kwargs`` before 0.8) may set ``config`` (a ``reward.toml`` path)
+and ``task`` (a default task). Precedence: see :mod:`mixed_r1._inputs`.
 """
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use mixed_r1_reward::extract::extract_answer;
 use mixed_r1_reward::format::format_score;
 use mixed_r1_reward::router::TASKS;
+use mixed_r1_reward::strip_vision_tokens;
 use mixed_r1_reward::{RewardConfig, RewardError, ScoreResult, Scorer};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::ffi;
@@ -858,14 +859,20 @@ impl PyScorer {
     }
 
     /// The format reward of one response under the configured mode (None for mode `none`).
+    /// Vision placeholder tokens are removed first, as the mixed reward does.
     fn format_score(&self, response: &str) -> Option<f64> {
-        format_score(response, self.inner.config().format.mode)
+        format_score(
+            &strip_vision_tokens(response),
+            self.inner.config().format.mode,
+        )
     }
 
-    /// The answer that accuracy rewards judge (None: the response has none).
+    /// The answer that accuracy rewards judge (None: the response has none), read from the
+    /// response without its vision placeholder tokens, as the mixed reward reads it.
     fn extract_answer(&self, response: &str) -> Option<String> {
         let cfg = self.inner.config();
-        extract_answer(response, cfg.format.mode, cfg.extract.fallback).map(str::to_owned)
+        let response = strip_vision_tokens(response);
+        extract_answer(&response, cfg.format.mode, cfg.extract.fallback).map(str::to_owned)
     }
 
     /// Accuracy of a bare `prediction` (no answer extraction) against `sample` (its task or

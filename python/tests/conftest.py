@@ -21,6 +21,20 @@ import rules_bench  # noqa: E402,F401
 
 sys.path[:] = [p for p in sys.path if p != _BENCH]
 
+# The reward differential test's generator, reference and comparison (tests/reward_diff), under
+# names of their own: the folder is not a package.
+import importlib.util  # noqa: E402
+
+for _name in ("generate", "reference", "compare"):
+    _path = os.path.join(ROOT, "tests", "reward_diff", f"{_name}.py")
+    _spec = importlib.util.spec_from_file_location(f"reward_diff_{_name}", _path)
+    _module = importlib.util.module_from_spec(_spec)
+    sys.modules[f"reward_diff_{_name}"] = _module
+    if _name == "compare":
+        sys.modules.setdefault("reference", sys.modules["reward_diff_reference"])
+    _spec.loader.exec_module(_module)
+sys.path[:] = [p for p in sys.path if p != os.path.join(ROOT, "tests", "reward_diff")]
+
 GOOD = "<think>I look at the picture.</think> <answer>{}</answer>"
 
 # (sample, expected reward, expected format, expected accuracy), defaults: accuracy 1, format 0.5.

@@ -202,18 +202,26 @@ def test_same_results_as_the_command_line(minilm, tmp_path):
             assert [got[k] for k in KEYS[:4]] == [want[k] for k in KEYS[:4]], line
 
 
-def test_agrees_with_the_plain_python_reference():
-    import rules_bench
-    import rules_py
+def test_agrees_with_the_independent_reference():
+    # tests/reward_diff: the seeded generator and the independent plain-Python implementation
+    # of DESIGN.md that scripts/reward-diff.sh runs against the CLI; here against the wheel.
+    # Disagreements must be documented intentional differences (README.md, "Reward details").
+    import reward_diff_compare
+    import reward_diff_generate
+    import reward_diff_reference
 
-    rng = random.Random(7)
-    samples = [rules_bench.make(rng, i) for i in range(3000)]
-    ours = mixed_r1.score(samples)
-    for s, a in zip(samples, ours):
-        b = rules_py.score(s)
-        assert (a["reward"] is None) == (b["reward"] is None), s
-        if b["reward"] is not None:
-            assert a["reward"] == pytest.approx(b["reward"], abs=1e-6), s
+    lines = [raw for case, raw in reward_diff_generate.generate(4000, 23) if not case.startswith("malformed/")]
+    ours = mixed_r1.score([raw.decode("utf-8") for raw in lines])
+    intentional = 0
+    for raw, a in zip(lines, ours):
+        b = reward_diff_reference.score_line(raw)
+        same = lambda x, y: (x is None and y is None) or (x is not None and y is not None and abs(x - y) <= 1e-9)  # noqa: E731
+        if same(a["format"], b["format"]) and same(a["accuracy"], b["accuracy"]):
+            continue
+        names = [n for n, f, acc in b["alternatives"] if same(a["format"], f) and same(a["accuracy"], acc)]
+        assert names and set(min(names, key=len)) <= reward_diff_compare.ALLOWED, raw
+        intentional += 1
+    assert intentional < len(lines) // 10
 
 
 def test_large_batches_take_the_pipelined_path_with_the_same_results():

@@ -1,4 +1,15 @@
-"""mixed_r1/easyr1_reward.py, loaded and called exactly as EasyR1's FunctionRewardManager does."""
+"""mixed_r1/easyr1_reward.py, loaded and called exactly as EasyR1's reward manager does.
+
+Checked against EasyR1 main (hiyouga/EasyR1 b44b311, after v0.3.2): ``verl/workers/reward/config.py``
+splits ``reward_function`` at the last ``:`` (no ``:`` means the function ``main``);
+``verl/workers/reward/function.py``, ``AutoRewardManager`` checks the path with
+``os.path.exists``, loads it as module ``custom_reward_fn`` (registered in ``sys.modules``), reads
+``REWARD_TYPE`` (default ``batch``) and ``REWARD_NAME`` from the module, binds
+``reward_function_kwargs`` with ``functools.partial`` and calls the function with a list of
+``{"response", "response_length", "ground_truth"}`` (batch) or one such dict (sequential);
+it needs ``score["overall"]`` and logs every key. v0.3.1-v0.3.2 read the type from
+``worker.reward.reward_type`` instead (default ``batch``) and call it the same way.
+"""
 import importlib.util
 import json
 import os
@@ -13,8 +24,8 @@ PATH = os.path.join(os.path.dirname(mixed_r1.__file__), "easyr1_reward.py")
 
 
 def load(path=PATH, name="compute_score"):
-    # verl/workers/reward/function.py: a file path, checked with os.path.exists, loaded as
-    # module "custom_reward_fn".
+    # EasyR1 main verl/workers/reward/function.py: a file path, checked with os.path.exists,
+    # loaded as module "custom_reward_fn".
     assert os.path.exists(path)
     spec = importlib.util.spec_from_file_location("custom_reward_fn", path)
     module = importlib.util.module_from_spec(spec)
@@ -50,3 +61,18 @@ def test_kwargs_and_sequential_form(tmp_path):
     assert fn(one, task="numeric", config=str(toml))["overall"] == pytest.approx(1.1)
     with pytest.raises(ValueError, match="has no task"):
         fn([one])
+
+
+def test_easyr1_main_loading_rules(tmp_path):
+    import functools
+
+    module, fn = load(name="main")  # a path without ":name"
+    assert fn is module.compute_score
+    assert getattr(module, "REWARD_TYPE", "batch") == "batch" and module.REWARD_NAME == "mixed_r1"
+    toml = tmp_path / "reward.toml"
+    toml.write_text("format_weight = 0.1\n")
+    bound = functools.partial(fn, **{"config": str(toml), "task": "numeric"})
+    inputs = [{"response": GOOD.format("42"), "response_length": 4, "ground_truth": "42"},
+              {"response": GOOD.format("41 or 42"), "response_length": 8, "ground_truth": "42"}]
+    out = bound(inputs)
+    assert [o["overall"] for o in out] == [pytest.approx(1.1), pytest.approx(0.1)]

@@ -1,6 +1,14 @@
 """mixed_r1.trl, called exactly as TRL's GRPOTrainer._calculate_rewards calls reward functions:
 keyword arguments prompts / completions / completion_ids, every dataset column as a list, plus
-trainer_state, log_extra and log_metric."""
+trainer_state, log_extra and log_metric.
+
+Checked against TRL v1.9.0 (huggingface/trl, tag v1.9.0), ``trl/trainer/grpo_trainer.py``,
+``_calculate_rewards``: ``keys = [key for key in inputs[0] if key not in ["prompt", "completion",
+"completion_ids"]]``, ``reward_kwargs`` gets those columns plus ``trainer_state``, ``log_extra``,
+``log_metric`` (and ``environments`` when set), and a synchronous function is called as
+``reward_func(prompts=prompts, completions=completions, completion_ids=completion_ids_list,
+**reward_kwargs)``; a None in the result becomes NaN.
+"""
 import multiprocessing
 import pickle
 

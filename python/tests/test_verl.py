@@ -1,4 +1,17 @@
-"""mixed_r1.verl, called exactly as verl's reward managers call a custom reward function."""
+"""mixed_r1.verl, called exactly as verl's reward managers call a custom reward function.
+
+Checked against verl v0.9.0 (verl-project/verl, tag v0.9.0): ``verl/trainer/ppo/reward.py``,
+``get_custom_reward_fn`` reads ``config.reward.custom_reward_function`` (``path``, ``name``,
+``reward_kwargs``; the top-level ``custom_reward_function`` of older configs is migrated by
+``verl/experimental/reward_loop/reward_loop.py``), loads ``pkg://`` paths with
+``verl/utils/import_utils.py::load_extern_object`` and wraps the function with
+``_call_with_kwargs`` (reward_kwargs merged over the call's, taking precedence);
+``verl/experimental/reward_loop/reward_manager/naive.py``, ``NaiveRewardManager.run_single``
+calls ``compute_score(data_source=, solution_str=, ground_truth=, extra_info=)`` in
+``run_in_executor``, ``extra_info`` with ``num_turns`` and ``rollout_reward_scores`` added, and
+reads ``result["score"]``, the other keys as ``reward_extra_info``. The batch manager
+(``verl/workers/reward_manager/batch.py``, keyword lists) is reachable only up to verl 0.7.
+"""
 import importlib
 import json
 
@@ -14,11 +27,16 @@ def load_pkg(path="pkg://mixed_r1.verl", name="compute_score"):
     return getattr(importlib.import_module(path[len("pkg://"):]), name)
 
 
-def naive_call(fn, data_source, response, ground_truth, extra_info):
-    # verl/workers/reward_manager/naive.py: keyword arguments, extra_info gets num_turns added.
+def naive_call(fn, data_source, response, ground_truth, extra_info, **reward_kwargs):
+    # verl v0.9.0 reward_loop/reward_manager/naive.py: keyword arguments, extra_info with
+    # num_turns and rollout_reward_scores added; reward.py::_call_with_kwargs merges the
+    # configured reward_kwargs over the call's.
     extra_info = dict(extra_info or {})
-    extra_info["num_turns"] = None
-    return fn(data_source=data_source, solution_str=response, ground_truth=ground_truth, extra_info=extra_info)
+    extra_info["num_turns"] = 1
+    extra_info["rollout_reward_scores"] = {}
+    kwargs = {"data_source": data_source, "solution_str": response, "ground_truth": ground_truth,
+              "extra_info": extra_info}
+    return fn(**{**kwargs, **reward_kwargs})
 
 
 def test_per_sample_with_extra_info():
@@ -71,3 +89,23 @@ def test_batch_manager_call(tmp_path):
     assert [o["accuracy"] for o in out] == [1.0, 0.0, 1.0]
     assert all(set(o) == {"score", "format", "accuracy", "skipped"} for o in out)
     assert all(isinstance(v, float) for o in out for v in o.values())
+
+
+def test_verl_09_reward_loop_from_a_thread_pool(tmp_path):
+    # v0.9.0 NaiveRewardManager: compute_score runs in loop.run_in_executor, many at once, with
+    # reward.custom_reward_function.reward_kwargs (config=, task=) merged in.
+    import asyncio
+
+    fn = load_pkg()
+    toml = tmp_path / "reward.toml"
+    toml.write_text("format_weight = 0.1\n")
+
+    async def run_all():
+        loop = asyncio.get_running_loop()
+        jobs = [loop.run_in_executor(None, lambda i=i: naive_call(
+            fn, "geo", GOOD.format(str(i % 3)), "1", None, config=str(toml), task="numeric")) for i in range(64)]
+        return await asyncio.gather(*jobs)
+
+    out = asyncio.run(run_all())
+    assert [o["accuracy"] for o in out] == [1.0 if i % 3 == 1 else 0.0 for i in range(64)]
+    assert all(o["score"] == pytest.approx(o["accuracy"] + 0.1) for o in out)

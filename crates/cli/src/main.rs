@@ -59,7 +59,7 @@ enum Command {
     Data(data_cmd::DataArgs),
     /// Score responses with the mixed reward (format + matching / math / chart / IoU / BMAS).
     Reward(reward_cmd::RewardArgs),
-    /// Serve the mixed reward over HTTP: OpenRLHF's --remote_rm_url, /score, /health, /metrics.
+    /// Serve the mixed reward over HTTP: OpenRLHF's --reward.remote_url, /score, /health, /metrics.
     Serve(serve_cmd::ServeArgs),
     /// The embedded demo: synth data, tiny Qwen2.5-VL, SFT, eval, GRPO, eval, before/after table.
     Demo(demo_cmd::DemoArgs),

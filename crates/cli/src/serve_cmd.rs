@@ -26,8 +26,9 @@ ROUTES
 OPENRLHF
   Start the server, then point OpenRLHF's trainer at it:
     mixed-r1 serve --host 0.0.0.0 --port 5000 --config reward.toml
-    python -m openrlhf.cli.train_ppo_ray ... --remote_rm_url http://HOST:5000/get_reward \\
-        --label_key label
+    python -m openrlhf.cli.train_ppo_ray ... --reward.remote_url http://HOST:5000/get_reward \\
+        --data.label_key label
+  (OpenRLHF before 0.11 spelled these --remote_rm_url and --label_key.)
   Each `label` is the sample's fields as JSON, e.g.
     {\"task\": \"grounding\", \"answer\": [[10, 20, 110, 220]], \"frame\": \"abs\", \"image_size\": [640, 480]}
     {\"task\": \"mcq\", \"answer\": \"B\", \"choices\": [\"cat\", \"dog\"]}
@@ -59,7 +60,7 @@ SIGTERM or Ctrl-C: stop accepting, finish the requests in flight (up to --shutdo
 
 #[derive(Args)]
 #[command(
-    about = "Serve the mixed reward over HTTP (OpenRLHF --remote_rm_url, /score, /health, /metrics)",
+    about = "Serve the mixed reward over HTTP (OpenRLHF --reward.remote_url, /score, /health, /metrics)",
     after_long_help = SERVE_HELP
 )]
 pub struct ServeArgs {

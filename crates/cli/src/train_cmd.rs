@@ -41,6 +41,10 @@ pub struct TrainArgs {
     /// Continue from the latest checkpoint in the output folder.
     #[arg(long)]
     resume: bool,
+    /// Only draw the plots of a run folder from its metrics.jsonl (reward, entropy, length
+    /// curves; reward / accuracy / format per task) into RUN/plots/, e.g. for a stopped run.
+    #[arg(long, value_name = "RUN")]
+    plot: Option<PathBuf>,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -181,7 +185,29 @@ pub fn bar(len: u64, quiet: bool, what: &str) -> ProgressBar {
     pb
 }
 
+/// `--plot RUN`: the curves of a run from its metrics.jsonl.
+fn plot_run(run: &Path) -> Result<()> {
+    let metrics = run.join("metrics.jsonl");
+    let records = mixed_r1_grpo::metrics::read_jsonl(&metrics)
+        .with_context(|| format!("reading {}", metrics.display()))?;
+    anyhow::ensure!(!records.is_empty(), "{} holds no steps", metrics.display());
+    let dir = run.join("plots");
+    let mut written = mixed_r1_train::recipe::plot_curves(&records, &dir)?;
+    for metric in ["reward", "accuracy", "format"] {
+        let path = dir.join(format!("{metric}_per_task.png"));
+        mixed_r1_grpo::plot::plot_metric_per_task(&records, metric, &path)?;
+        written.push(path);
+    }
+    for p in written {
+        println!("{}", p.display());
+    }
+    Ok(())
+}
+
 pub fn run(a: TrainArgs) -> Result<()> {
+    if let Some(run) = &a.plot {
+        return plot_run(run);
+    }
     let cfg = load_config(&a)?;
     let data = cfg
         .data

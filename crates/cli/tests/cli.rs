@@ -226,3 +226,96 @@ fn bench_reports_throughput() {
     assert!(v["samples_per_s"].as_f64().unwrap() > 0.0);
     assert_eq!(v["unparsed_lines"], 2);
 }
+
+/// Garbage of every kind: one output line per input line, in order, exit status 0, no panic and
+/// no hang (the suite's time limit is the bound; this runs in well under a second).
+#[test]
+fn garbage_gets_one_line_each() {
+    let mut input: Vec<Vec<u8>> = vec![
+        b"{not json".to_vec(),
+        b"".to_vec(),
+        b"[]".to_vec(),
+        b"\xff\xfe\x00 bytes".to_vec(),
+        b"{\"task\": \"grounding\", \"answer\": [[NaN, 0, 1, 2]], \"response\": \"x\"}".to_vec(),
+        b"{\"task\": \"numeric\", \"answer\": 1e400, \"response\": \"1\"}".to_vec(),
+        b"{\"task\": \"grounding\", \"answer\": [[0, 0, 1e308, 1e308]], \"response\": \"<answer>[0, 0, 1e308, 1e308]</answer>\"}".to_vec(),
+        b"{\"task\": \"grounding\", \"answer\": [[0, 0, 10, 10]], \"image_size\": [64, 64], \"response\": \"<answer>[nan, 0, 10, 10] [0, 0, 1e400, 10] [10, 10, 0, 0]</answer>\"}".to_vec(),
+        b"{\"task\": \"mcq\", \"answer\": \"A\", \"response\": \"<answer>The answer is A or C</answer>\"}\r".to_vec(),
+    ];
+    let deep_answer = format!(
+        "{{\"task\": \"mcq\", \"answer\": {}{}, \"response\": \"A\"}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let deep_ignored = format!(
+        "{{\"task\": \"mcq\", \"answer\": \"A\", \"meta\": {}{}, \"response\": \"<answer>A</answer>\"}}",
+        "[".repeat(1_000_000),
+        "]".repeat(1_000_000)
+    );
+    let latex = serde_json::json!({"task": "math", "answer": "1/2",
+        "response": format!("<answer>{}{}</answer>", "\\frac{".repeat(100_000), "}".repeat(100_000))});
+    let huge = serde_json::json!({"task": "yes_no", "answer": "no",
+        "response": format!("<think>{}</think><answer>No</answer>", "lorem ipsum ".repeat(700_000))});
+    let pads = serde_json::json!({"task": "yes_no", "answer": "yes",
+        "response": format!("<think>.</think>{}<answer>yes</answer>", "<|image_pad|>".repeat(500_000))});
+    for line in [
+        deep_answer,
+        deep_ignored,
+        latex.to_string(),
+        huge.to_string(),
+        pads.to_string(),
+    ] {
+        input.push(line.into_bytes());
+    }
+    // The last line has no newline.
+    let mut bytes = input.join(&b'\n');
+    bytes.extend_from_slice(
+        b"\n{\"task\": \"yes_no\", \"answer\": \"yes\", \"response\": \"<answer>yes</answer>\"}",
+    );
+    let started = std::time::Instant::now();
+    let out = run_with_stdin(&["reward", "score", "--input", "-", "--quiet"], &bytes);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    let res = results(&out);
+    assert_eq!(res.len(), input.len() + 1);
+    let acc = |i: usize| res[i]["accuracy"].clone();
+    for i in [0, 1, 2, 3, 5] {
+        assert!(
+            res[i]["reward"].is_null() && res[i]["error"].is_string(),
+            "{i}: {}",
+            res[i]
+        );
+    }
+    assert!(
+        res[4]["error"].as_str().unwrap().contains("invalid JSON"),
+        "{}",
+        res[4]
+    );
+    // A 1e308 box has an infinite area without an image size: no valid gold, a skip.
+    assert!(acc(6).is_null(), "{}", res[6]);
+    assert_eq!(acc(7), 0.0);
+    assert_eq!(acc(8), 0.0);
+    assert!(
+        res[9]["error"]
+            .as_str()
+            .unwrap()
+            .contains("recursion limit"),
+        "{}",
+        res[9]
+    );
+    assert_eq!(acc(10), 1.0);
+    assert_eq!(acc(11), 0.0);
+    assert_eq!(
+        (acc(12), res[12]["format"].clone()),
+        (1.0.into(), 1.0.into())
+    );
+    assert_eq!(
+        (acc(13), res[13]["format"].clone()),
+        (1.0.into(), 1.0.into())
+    );
+    assert_eq!(acc(14), 1.0);
+}

@@ -169,7 +169,7 @@ fn bad_options_are_refused_before_listening() {
         .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(
-        help.contains("--remote_rm_url http://HOST:5000/get_reward"),
+        help.contains("--reward.remote_url http://HOST:5000/get_reward"),
         "{help}"
     );
 }

@@ -245,6 +245,21 @@ pub fn check_model_path(path: &Path) -> Result<()> {
             path.display()
         );
     }
+    let adapter = path.join("adapter_config.json");
+    if !path.join("config.json").is_file() && adapter.is_file() {
+        // A PEFT LoRA folder: the model crate loads its base_model_name_or_path under it.
+        let text = std::fs::read_to_string(&adapter)
+            .with_context(|| format!("cannot read {}", adapter.display()))?;
+        let v: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid JSON", adapter.display()))?;
+        if v.get("base_model_name_or_path").and_then(Value::as_str).is_none() {
+            bail!(
+                "{} names no base_model_name_or_path: merge it first (mixed-r1 lora merge --base ...)",
+                adapter.display()
+            );
+        }
+        return Ok(());
+    }
     let config = path.join("config.json");
     let text = std::fs::read_to_string(&config)
         .with_context(|| format!("cannot read {}", config.display()))?;

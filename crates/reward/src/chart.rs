@@ -1,8 +1,9 @@
 //! Chart questions: ChartQA's relaxed accuracy.
 //!
 //! A numeric gold is matched by the last number of the answer within `tolerance` relative error
-//! (5%); percent is read both ways, so `35%` and `0.35` are the same answer. A gold of 0 needs
-//! `|pred| <= tolerance_abs`. A gold that looks like a year (bare 4-digit integer in 1800..=2100)
+//! (5%), and an answer ending in a range or alternatives ("20 or 25", "20-25") scores 0 (see
+//! [`crate::number::answer_number`]); percent is read both ways, so `35%` and `0.35` are the same
+//! answer. A gold of 0 needs `|pred| <= tolerance_abs`. A gold that looks like a year (bare 4-digit integer in 1800..=2100)
 //! must match exactly: "2019" is not "2020" within 5%. A text gold is matched by normalised exact
 //! match (case, punctuation and white space ignored).
 //!
@@ -12,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::matching::normalize_phrase;
-use crate::number::{clip, for_each_number, last_number, Number};
+use crate::number::{answer_number, clip, for_each_number, Number};
 use crate::text::strip_wrappers;
 use crate::{Accuracy, Skip};
 
@@ -52,7 +53,7 @@ pub fn chart_accuracy(pred: &str, gold: &str, cfg: &ChartConfig) -> Accuracy {
     let gold_t = strip_wrappers(gold);
     let pred_t = strip_wrappers(pred);
     match single_number(gold_t) {
-        Some(g) => Ok(match last_number(pred_t) {
+        Some(g) => Ok(match answer_number(pred_t) {
             Some(p) => numeric_score(p, g, cfg),
             None => 0.0,
         }),
@@ -175,5 +176,25 @@ mod tests {
         assert_eq!(a("100", "100"), 1.0);
         assert_eq!(a("110", "100"), 0.0);
         assert!((a("0.05", "0") - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn ranges_score_zero() {
+        for p in [
+            "23 or 24",
+            "23-24",
+            "between 23 and 24",
+            "2019 to 2020",
+            "20%-25%",
+        ] {
+            assert_eq!(acc(p, "23.5"), Ok(0.0), "{p}");
+        }
+        assert_eq!(acc("2019-2020", "2020"), Ok(0.0));
+        assert_eq!(acc("In 2019 it was 23.5", "23.5"), Ok(1.0));
+        let partial = ChartConfig {
+            mode: ChartMode::Partial,
+            ..Default::default()
+        };
+        assert_eq!(chart_accuracy("23 or 24", "23.5", &partial), Ok(0.0));
     }
 }

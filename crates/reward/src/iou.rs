@@ -10,8 +10,11 @@
 //! | `rel1000`     | 0..1000 of width and height (Qwen2-VL, InternVL)                          |
 //! | `rel1`        | 0..1 of width and height                                                  |
 //!
-//! Both sides are mapped to original pixels (`image_size: [width, height]`), corners put in
-//! order, clamped to the image, and boxes with no area dropped. Several boxes are matched one to
+//! Both sides are mapped to original pixels (`image_size: [width, height]`) and clamped to the
+//! image; invalid boxes are dropped (DESIGN.md): inverted ones (`x2 < x1` or `y2 < y1`), ones with
+//! no area after clamping, and ones with a coordinate or an area that is not finite (`NaN`,
+//! `1e400`; `1e308` without an image size to clamp to). `reorder = true` puts an inverted box's
+//! corners in order instead of dropping it (the behaviour before; off by default). Several boxes are matched one to
 //! one optimally (Hungarian method) and the matched scores summed and divided by
 //! `max(#gold, #pred)`, so extra boxes cost as much as missing ones. Per pair the score is the IoU
 //! (`continuous`) or `IoU >= threshold` (`threshold`).
@@ -76,6 +79,10 @@ pub struct IouConfig {
     pub frame: Frame,
     /// Frame of predicted boxes when a sample does not say; unset means the gold's frame.
     pub pred_frame: Option<Frame>,
+    /// Put the corners of an inverted box in order (`[110, 20, 10, 220]` read as
+    /// `[10, 20, 110, 220]`) instead of dropping it. Off by default: DESIGN.md drops invalid
+    /// boxes, and a reward that repairs them teaches a policy that corner order does not matter.
+    pub reorder: bool,
     /// Qwen2.5-VL smart-resize parameters for `abs_resized`.
     pub factor: u32,
     pub min_pixels: u64,
@@ -92,6 +99,7 @@ impl Default for IouConfig {
             max_area_ratio: 0.9,
             frame: Frame::Abs,
             pred_frame: None,
+            reorder: false,
             factor: 28,
             min_pixels: 3136,
             max_pixels: 12_845_056,
@@ -353,20 +361,29 @@ fn valid_size(size: Option<[f64; 2]>) -> Result<Option<[f64; 2]>, Skip> {
     }
 }
 
-/// Maps a box to the common space: corners ordered, clamped, dropped when empty or not finite.
-fn place(bx: BBox, m: Mapping) -> Option<BBox> {
+/// Maps a box to the common space and clamps it to the image. Dropped (`None`): a box with a
+/// coordinate that is not finite, an inverted box (`x2 < x1` or `y2 < y1`; with `reorder` its
+/// corners are put in order instead), and a box with no area, or an infinite one, after clamping
+/// (`[0, 0, 1e308, 1e308]` without an image size to clamp to).
+fn place(bx: BBox, m: Mapping, reorder: bool) -> Option<BBox> {
     if !bx.iter().all(|v| v.is_finite()) {
         return None;
     }
-    let (mut x1, mut x2) = (bx[0].min(bx[2]) * m.sx, bx[0].max(bx[2]) * m.sx);
-    let (mut y1, mut y2) = (bx[1].min(bx[3]) * m.sy, bx[1].max(bx[3]) * m.sy);
+    let [mut x1, mut y1, mut x2, mut y2] = bx;
+    if reorder {
+        (x1, x2) = (x1.min(x2), x1.max(x2));
+        (y1, y2) = (y1.min(y2), y1.max(y2));
+    }
+    let (mut x1, mut x2) = (x1 * m.sx, x2 * m.sx);
+    let (mut y1, mut y2) = (y1 * m.sy, y2 * m.sy);
     if let Some([w, h]) = m.extent {
         x1 = x1.clamp(0.0, w);
         x2 = x2.clamp(0.0, w);
         y1 = y1.clamp(0.0, h);
         y2 = y2.clamp(0.0, h);
     }
-    (x2 > x1 && y2 > y1).then_some([x1, y1, x2, y2])
+    let b = [x1, y1, x2, y2];
+    (x2 > x1 && y2 > y1 && area(&b).is_finite()).then_some(b)
 }
 
 fn area(b: &BBox) -> f64 {
@@ -411,15 +428,23 @@ pub fn iou_accuracy(pred: &str, gold: &[BBox], ctx: &BoxContext, cfg: &IouConfig
             )))
         }
     };
-    let golds: Vec<BBox> = gold.iter().filter_map(|b| place(*b, gm)).collect();
+    let golds: Vec<BBox> = gold
+        .iter()
+        .filter_map(|b| place(*b, gm, cfg.reorder))
+        .collect();
     if golds.is_empty() && !gold.is_empty() {
-        return Err(Skip::new("no gold box has an area inside the image"));
+        return Err(Skip::new(
+            "no gold box is a valid box inside the image (inverted, empty or not finite)",
+        ));
     }
     let raw = parse_boxes(pred);
     if raw.len() > cfg.max_boxes {
         return Ok(0.0);
     }
-    let preds: Vec<BBox> = raw.into_iter().filter_map(|b| place(b, pm)).collect();
+    let preds: Vec<BBox> = raw
+        .into_iter()
+        .filter_map(|b| place(b, pm, cfg.reorder))
+        .collect();
     if golds.is_empty() {
         return Ok(if preds.is_empty() { 1.0 } else { 0.0 });
     }
@@ -579,5 +604,74 @@ mod tests {
             Vec::<BBox>::new()
         );
         assert_eq!(parse_boxes("[[1,2,3,4],[5,6,7,8]]").len(), 2);
+    }
+
+    #[test]
+    fn invalid_boxes_are_dropped_unless_reorder() {
+        let gold = [[10.0, 20.0, 110.0, 220.0]];
+        let ctx = BoxContext {
+            image_size: Some([640.0, 480.0]),
+            ..Default::default()
+        };
+        let d = IouConfig::default();
+        let r = IouConfig {
+            reorder: true,
+            ..Default::default()
+        };
+        let acc = |p: &str, cfg: &IouConfig| iou_accuracy(p, &gold, &ctx, cfg).unwrap();
+        // Inverted in x, in y, in both: dropped by default, repaired with `reorder`.
+        for p in [
+            "[110, 20, 10, 220]",
+            "[10, 220, 110, 20]",
+            "[110, 220, 10, 20]",
+        ] {
+            assert_eq!(acc(p, &d), 0.0, "{p}");
+            assert_eq!(acc(p, &r), 1.0, "{p}");
+        }
+        // Zero area, in any mode.
+        for p in [
+            "[10, 20, 10, 220]",
+            "[10, 20, 110, 20]",
+            "[700, 20, 800, 220]",
+        ] {
+            assert_eq!(acc(p, &d), 0.0, "{p}");
+            assert_eq!(acc(p, &r), 0.0, "{p}");
+        }
+        // A dropped box still counts as a predicted box for nothing: the valid one is matched.
+        assert_eq!(acc("[10, 20, 110, 220] [110, 20, 10, 220]", &d), 1.0);
+        // An inverted gold is unusable: the sample skips.
+        assert!(iou_accuracy("[1, 1, 5, 5]", &[[5.0, 5.0, 1.0, 1.0]], &ctx, &d).is_err());
+        assert!(iou_accuracy("[1, 1, 5, 5]", &[[5.0, 5.0, 1.0, 1.0]], &ctx, &r).is_ok());
+    }
+
+    #[test]
+    fn huge_and_non_finite_boxes() {
+        let d = IouConfig::default();
+        // No image size: nothing to clamp to, so an infinite area is invalid, never NaN.
+        let none = BoxContext::default();
+        let gold = [[0.0, 0.0, 10.0, 10.0]];
+        for p in [
+            "[0, 0, 1e308, 1e308]",
+            "[-1e308, -1e308, 1e308, 1e308]",
+            "[0, 0, 1e400, 10]",
+            "[0, 0, 10, 10.5e999]",
+        ] {
+            assert_eq!(iou_accuracy(p, &gold, &none, &d), Ok(0.0), "{p}");
+        }
+        assert!(iou_accuracy("[0,0,10,10]", &[[0.0, 0.0, 1e308, 1e308]], &none, &d).is_err());
+        // With an image size a huge box clamps to the whole image: the anti-hacking rule.
+        let sized = BoxContext {
+            image_size: Some([640.0, 480.0]),
+            ..Default::default()
+        };
+        assert_eq!(
+            iou_accuracy("[0, 0, 1e308, 1e308]", &gold, &sized, &d),
+            Ok(0.0)
+        );
+        let big_gold = [[0.0, 0.0, 640.0, 480.0]];
+        assert_eq!(
+            iou_accuracy("[-1e308, -1e308, 1e308, 1e308]", &big_gold, &sized, &d),
+            Ok(1.0)
+        );
     }
 }

@@ -43,6 +43,7 @@ pub use config::RewardConfig;
 pub use error::RewardError;
 pub use router::{RewardKind, Scorer};
 pub use sample::{Answer, ScoreResult, ScoringSample};
+pub use text::{strip_vision_tokens, VISION_TOKENS};
 
 /// Why a sample's accuracy is not scored: its ground truth (or the sample's metadata) cannot be
 /// used. A skipped sample has `accuracy: null` and `reward: null`, never a made-up score.

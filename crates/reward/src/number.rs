@@ -7,7 +7,9 @@
 //! `12 cm`, `about 3.5 million`. Digits glued to letters (`x2`, `H2O`, `COVID19`) are not numbers.
 //!
 //! `numeric` compares the **last** number of the predicted answer with the gold's single number,
-//! equal within `rel_tol` (1e-6) relative, or `abs_tol` absolute for a gold of 0. Percent is
+//! equal within `rel_tol` (1e-6) relative, or `abs_tol` absolute for a gold of 0; an answer that
+//! ends in a range or alternatives ("3 or 4", "3-4", "between 3 and 4") commits to no number and
+//! scores 0 (see [`answer_number`]). Percent is
 //! stripped (`50%` equals `50`); chart questions, where `35%` and `0.35` are the same answer, use
 //! [`crate::chart`] instead.
 
@@ -49,10 +51,11 @@ impl Default for NumericConfig {
     }
 }
 
-/// `numeric` accuracy: 1.0 when the last number of `pred` equals the gold number.
+/// `numeric` accuracy: 1.0 when the answer's number ([`answer_number`]: the last one, unless the
+/// answer ends in a range or alternatives) equals the gold number.
 pub fn numeric_accuracy(pred: &str, gold: &str, cfg: &NumericConfig) -> Accuracy {
     let g = gold_number(gold)?;
-    let score = match last_number(strip_wrappers(pred)) {
+    let score = match answer_number(strip_wrappers(pred)) {
         Some(p) if approx_eq(p.value, g.value, cfg.rel_tol, cfg.abs_tol) => 1.0,
         _ => 0.0,
     };
@@ -91,6 +94,105 @@ pub fn last_number(s: &str) -> Option<Number> {
         true
     });
     last
+}
+
+/// The number an answer commits to: its last number, or `None` when the answer has none or ends
+/// in a **range or alternatives**, i.e. when its last two numbers are joined by nothing but
+/// * `or`, whatever follows it ("3 or 4", "3, or maybe 4", "either 3 or 4", "x = 3 or x = 4");
+/// * `to` ("3 to 4", "from 3 to 4");
+/// * `and` after `between` ("between 3 and 4");
+/// * a dash, tilde or plus-minus: `-`, `–`, `—`, `−`, `~`, `〜`, `±`, `+/-`, `\pm` ("3-4", "3 ± 1"),
+///
+/// with a unit, currency or percent sign of the first number allowed in between ("3 cm or 4 cm",
+/// "$3-$4", "30%-40%"). A sequence that commits ("first 3, then 4", "3 + 4 = 7", "3, 4") keeps
+/// its last number, as before: a hedge is scored 0 only where it is one.
+pub fn answer_number(s: &str) -> Option<Number> {
+    let mut prev: Option<Number> = None;
+    let mut last: Option<Number> = None;
+    for_each_number(s, |n| {
+        prev = last.replace(n);
+        true
+    });
+    let last = last?;
+    match prev {
+        Some(p) if is_range_or_alternative(s, &p, &last) => None,
+        _ => Some(last),
+    }
+}
+
+/// See [`answer_number`].
+fn is_range_or_alternative(s: &str, first: &Number, second: &Number) -> bool {
+    let Some(between) = s.get(first.end..second.start) else {
+        return false;
+    };
+    let mut words: Vec<String> = Vec::new();
+    let mut dash = 0usize;
+    let mut other = false;
+    let b = between.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_alphabetic() {
+            let start = i;
+            while i < b.len() && b[i].is_ascii_alphabetic() {
+                i += 1;
+            }
+            let w = between[start..i].to_ascii_lowercase();
+            if start > 0 && b[start - 1] == b'\\' && w == "pm" {
+                dash += 1;
+            } else {
+                words.push(w);
+            }
+            continue;
+        }
+        if between[i..].starts_with("+/-") {
+            dash += 1;
+            i += 3;
+            continue;
+        }
+        let ch = between[i..].chars().next().unwrap_or(' ');
+        match ch {
+            '-' | '–' | '—' | '−' | '~' | '〜' | '±' => dash += 1,
+            c if c.is_whitespace() => {}
+            // Currency, percent, parentheses, markdown bold and a comma are noise here.
+            '$' | '€' | '£' | '¥' | '%' | '\\' | '(' | ')' | '*' | ',' => {}
+            _ => other = true,
+        }
+        i += ch.len_utf8();
+    }
+    // A unit of the first number ("3 cm or 4"), and "percent", are not connectives.
+    if words.first().is_some_and(|w| w == "percent") {
+        words.remove(0);
+    }
+    if words.len() >= 2 && !["or", "to", "and"].contains(&words[0].as_str()) {
+        words.remove(0);
+    }
+    // "x = 3 or x = 4": an alternative whatever follows the `or`.
+    if words.first().is_some_and(|w| w == "or") {
+        return true;
+    }
+    if other {
+        return false;
+    }
+    match (words.first().map(String::as_str), dash) {
+        (None, 1) => true,
+        (Some("to"), 0) => words.len() == 1,
+        (Some("and"), 0) => words.len() == 1 && word_before(s, first.start) == Some("between"),
+        _ => false,
+    }
+}
+
+/// The ASCII word that ends just before byte `at` (white space, `$`, `(` skipped), lower case.
+fn word_before(s: &str, at: usize) -> Option<&'static str> {
+    let head = s
+        .get(..at)?
+        .trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '$' | '€' | '£' | '¥' | '('));
+    let start = head
+        .rfind(|c: char| !c.is_ascii_alphabetic())
+        .map_or(0, |k| k + 1);
+    head[start..]
+        .eq_ignore_ascii_case("between")
+        .then_some("between")
 }
 
 /// `a == b` within `rel_tol` of `b`, or within `abs_tol` when `b` is 0.
@@ -154,10 +256,10 @@ fn sign_before(b: &[u8], i: usize) -> (f64, usize) {
     } else {
         return (1.0, i);
     };
-    // After an operand the dash is a subtraction or a range, not a sign.
+    // After an operand the dash is a subtraction or a range, not a sign (`30%-40%` too).
     if start > 0 {
         let p = b[start - 1];
-        if p.is_ascii_alphanumeric() || p == b')' || p == b']' || p == b'.' || p == b'_' {
+        if p.is_ascii_alphanumeric() || matches!(p, b')' | b']' | b'.' | b'_' | b'%') {
             return (1.0, i);
         }
     }
@@ -314,5 +416,58 @@ mod tests {
         assert_eq!(acc("none", "12"), Ok(0.0));
         assert!(acc("1", "N/A").is_err());
         assert!(acc("1", "3 or 4").is_err());
+    }
+
+    #[test]
+    fn ranges_and_alternatives_commit_to_nothing() {
+        let c = NumericConfig::default();
+        let acc = |p, g| numeric_accuracy(p, g, &c);
+        for p in [
+            "3 or 4",
+            "4 or 3",
+            "either 3 or 4",
+            "3, or maybe 4",
+            "3-4",
+            "3 - 4",
+            "3–4",
+            "3 — 4",
+            "3~4",
+            "3 to 4",
+            "from 3 to 4",
+            "between 3 and 4",
+            "Between 3 and 4 cm",
+            "3 cm or 4 cm",
+            "$3-$4",
+            "30%-40%",
+            "30 percent to 40 percent",
+            "4 ± 1",
+            r"4 \pm 1",
+            "4 +/- 1",
+            "x = 3 or x = 4",
+            "(3) or (4)",
+            "**3** or **4**",
+            "1, 2, 3 or 4",
+            "-5 to -4",
+        ] {
+            assert_eq!(acc(p, "4"), Ok(0.0), "{p}");
+            assert!(answer_number(p).is_none(), "{p}");
+        }
+        // Sequences that commit keep their last number.
+        for p in [
+            "first 3, then 4",
+            "3, 4",
+            "3 and 4",
+            "3 + 1 = 4",
+            "10 - 6 = 4",
+            "3 apples, then 4",
+            "In 2019 it was 4",
+            "3/4 of 5 is 4",
+            "4",
+            "-4 + 8 = 4",
+        ] {
+            assert_eq!(acc(p, "4"), Ok(1.0), "{p}");
+        }
+        assert_eq!(acc("x = -4", "-4"), Ok(1.0));
+        assert_eq!(acc("3 or more, so 4", "4"), Ok(0.0));
     }
 }

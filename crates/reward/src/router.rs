@@ -1,5 +1,7 @@
 //! The mixed reward: a sample's `task` (or its `reward` override) picks the accuracy reward, the
-//! format reward is added with weights, and batches are scored in parallel.
+//! format reward is added with weights, and batches are scored in parallel. Image / video
+//! placeholder tokens ([`crate::VISION_TOKENS`]) are removed from a response before the format
+//! and accuracy rewards read it.
 
 use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -16,7 +18,7 @@ use crate::matching::{mcq_accuracy, yes_no_accuracy};
 use crate::math::math_accuracy;
 use crate::number::numeric_accuracy;
 use crate::sample::{AnswerRef, SampleRef, ScoreResult, ScoringSample};
-use crate::text::{is_blank, ResponseTags};
+use crate::text::{is_blank, strip_vision_tokens, ResponseTags};
 use crate::{Accuracy, RewardConfig, RewardError, Skip};
 
 /// Task names of the sample schema, in [`RewardKind`] order.
@@ -182,10 +184,12 @@ impl Scorer {
         let task_kind = sample.task.and_then(RewardKind::from_name).unwrap_or(kind);
         let (acc_w, fmt_w) = self.weights[task_kind as usize];
         let mode = self.cfg.format.mode;
-        let tags = ResponseTags::scan(sample.response);
-        let format = format_score_scanned(sample.response, &tags, mode);
-        let answer =
-            extract_answer_scanned(sample.response, &tags, mode, self.cfg.extract.fallback);
+        // Placeholder tokens a policy sampled (or a decoder kept) are not part of the answer.
+        let response = strip_vision_tokens(sample.response);
+        let response = response.as_ref();
+        let tags = ResponseTags::scan(response);
+        let format = format_score_scanned(response, &tags, mode);
+        let answer = extract_answer_scanned(response, &tags, mode, self.cfg.extract.fallback);
         let accuracy = self.accuracy_ref(kind, answer, sample);
         let (accuracy, reward, error) = match accuracy {
             Ok(a) => {

@@ -189,6 +189,80 @@ pub(crate) fn last_boxed(s: &str) -> Option<&str> {
     found
 }
 
+/// Image / video placeholder and vision-boundary tokens of the VLM chat templates (Qwen2-VL,
+/// Qwen2.5-VL, Qwen3-VL; InternVL; the raw `<image>` / `<video>` placeholders of LLaVA-style
+/// data). They are never part of an answer: a policy that samples them (verl#7038), or a trainer
+/// that decodes with special tokens kept, must not change a score, so they are removed from a
+/// response before anything reads it. Box tokens (`<|box_start|>`, `<|object_ref_start|>`) are
+/// *not* here: they carry Qwen's grounding answers.
+pub const VISION_TOKENS: [&str; 10] = [
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<IMG_CONTEXT>",
+    "<img>",
+    "</img>",
+    "<image>",
+    "<video>",
+];
+
+/// The vision token starting at byte `i` of `b`, if any.
+fn vision_token_at(b: &[u8], i: usize) -> Option<&'static str> {
+    let rest = &b[i..];
+    VISION_TOKENS
+        .iter()
+        .copied()
+        .find(|t| rest.starts_with(t.as_bytes()))
+}
+
+/// `s` without its [`VISION_TOKENS`]; borrowed (no copy) when it holds none, which is the
+/// common case, so the hot path pays one `memchr` scan over the `<` of the tags.
+pub fn strip_vision_tokens(s: &str) -> std::borrow::Cow<'_, str> {
+    let b = s.as_bytes();
+    let mut pos = 0;
+    let first = loop {
+        match memchr::memchr(b'<', &b[pos..]) {
+            Some(off) => {
+                let at = pos + off;
+                if let Some(t) = vision_token_at(b, at) {
+                    break (at, t.len());
+                }
+                pos = at + 1;
+            }
+            None => return std::borrow::Cow::Borrowed(s),
+        }
+    };
+    let mut out = String::with_capacity(s.len());
+    let (mut at, mut len) = first;
+    let mut copied_to = 0;
+    loop {
+        out.push_str(&s[copied_to..at]);
+        copied_to = at + len;
+        pos = copied_to;
+        // Find the next token; every token starts with `<`, so the text between is copied whole.
+        let next = loop {
+            match memchr::memchr(b'<', &b[pos..]) {
+                Some(off) => {
+                    let i = pos + off;
+                    if let Some(t) = vision_token_at(b, i) {
+                        break Some((i, t.len()));
+                    }
+                    pos = i + 1;
+                }
+                None => break None,
+            }
+        };
+        match next {
+            Some((i, l)) => (at, len) = (i, l),
+            None => break,
+        }
+    }
+    out.push_str(&s[copied_to..]);
+    std::borrow::Cow::Owned(out)
+}
+
 /// Strips one pair of the wrappers models put around a short answer: `\boxed{}`, `$…$`,
 /// `\(…\)`, `**…**`, quotes. Applied repeatedly by callers that want the bare value.
 pub(crate) fn strip_wrappers(mut s: &str) -> &str {
@@ -269,6 +343,28 @@ mod tests {
         assert!(tags("<thinking> <answers> <a>").is_empty());
         assert!(tags("<").is_empty());
         assert!(tags("< /").is_empty());
+    }
+
+    #[test]
+    fn vision_tokens_are_stripped() {
+        assert!(matches!(
+            strip_vision_tokens("<think>x</think><answer>B</answer>"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            strip_vision_tokens(
+                "<|vision_start|><|image_pad|><|image_pad|><|vision_end|><answer>B<|video_pad|></answer>"
+            ),
+            "<answer>B</answer>"
+        );
+        assert_eq!(strip_vision_tokens("<image><image>"), "");
+        assert_eq!(strip_vision_tokens("a<|image_pad"), "a<|image_pad");
+        // Box tokens are answers, not placeholders.
+        let qwen = "<|box_start|>(1,2),(3,4)<|box_end|>";
+        assert_eq!(strip_vision_tokens(qwen), qwen);
+        let many = format!("<answer>{}7</answer>", "<|image_pad|>".repeat(10_000));
+        assert_eq!(strip_vision_tokens(&many), "<answer>7</answer>");
+        assert_eq!(strip_vision_tokens("é<img>ü</img>"), "éü");
     }
 
     #[test]

@@ -135,6 +135,7 @@ fn boxes_floats_swapped_frames() {
         ),
         Some(1.0)
     );
+    // An inverted box is invalid and dropped (DESIGN.md); `iou.reorder = true` repairs it.
     assert_eq!(
         acc(
             "grounding",
@@ -142,6 +143,14 @@ fn boxes_floats_swapped_frames() {
             "[200, 200, 100, 100]",
             size.clone()
         ),
+        Some(0.0)
+    );
+    let reorder =
+        Scorer::new(RewardConfig::from_toml_str("[iou]\nreorder = true").unwrap()).unwrap();
+    let line = json!({"task": "grounding", "answer": gold.clone(), "image_size": [640, 480],
+                      "response": wrap("[200, 200, 100, 100]")});
+    assert_eq!(
+        reorder.score_json_line(&line.to_string()).accuracy,
         Some(1.0)
     );
     assert_eq!(

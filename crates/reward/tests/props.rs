@@ -129,3 +129,137 @@ fn pathological_megabyte_inputs_return() {
         );
     }
 }
+
+/// The option letters and the words that join them in hedges.
+fn hedge_phrase() -> impl Strategy<Value = (u8, u8, String)> {
+    (0u8..5, 1u8..5, 0usize..14).prop_map(|(a, d, form)| {
+        let (x, y) = (b'A' + a, b'A' + (a + d) % 5);
+        let (x, y) = (x as char, y as char);
+        let text = match form {
+            0 => format!("{x} or {y}"),
+            1 => format!("{x}/{y}"),
+            2 => format!("{x}, {y}"),
+            3 => format!("either {x} or {y}"),
+            4 => format!("({x})({y})"),
+            5 => format!("{x} and {y}"),
+            6 => format!("The answer is {x} or {y}."),
+            7 => format!("({x}) or ({y})"),
+            8 => format!("Option {x} or {y}"),
+            9 => format!("{x} (or {y})"),
+            10 => format!("**{x}** or **{y}**"),
+            11 => format!("The answer is {x}, or maybe {y}"),
+            12 => format!("I think {x}, but {y} is also possible"),
+            _ => format!("both {x} and {y}"),
+        };
+        (x as u8, y as u8, text)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+
+    /// No hedge between two different letters earns a single-letter gold, whichever letter
+    /// the gold is, with or without choices, inside the trained format or not.
+    #[test]
+    fn mcq_hedges_never_score(
+        (x, y, text) in hedge_phrase(),
+        gold_is_first in any::<bool>(),
+        with_choices in any::<bool>(),
+        wrapped in any::<bool>(),
+    ) {
+        let gold = (if gold_is_first { x } else { y } as char).to_string();
+        let choices: Vec<String> = if with_choices {
+            ["cat", "dog", "red fox", "owl", "horse"].iter().map(|s| s.to_string()).collect()
+        } else {
+            Vec::new()
+        };
+        prop_assert_eq!(mcq_accuracy(&text, &gold, &choices), Ok(0.0), "{}", text);
+        let scorer = Scorer::new(RewardConfig::default()).unwrap();
+        let response = if wrapped { format!("<think>hmm</think><answer>{text}</answer>") } else { format!("<answer>{text}</answer>") };
+        let line = serde_json::json!({"task": "mcq", "answer": gold, "choices": choices, "response": response});
+        prop_assert_eq!(scorer.score_json_line(&line.to_string()).accuracy, Some(0.0));
+    }
+
+    /// A range or alternatives of two numbers never matches either number; a sequence that ends
+    /// in the gold does.
+    #[test]
+    fn numeric_ranges_never_score(
+        a in -1000i64..1000,
+        d in 1i64..500,
+        form in 0usize..10,
+        chart in any::<bool>(),
+    ) {
+        let b = a + d;
+        let text = match form {
+            0 => format!("{a} or {b}"),
+            1 => format!("between {a} and {b}"),
+            2 => format!("{a} to {b}"),
+            3 => format!("either {a} or {b}"),
+            4 => format!("{a} cm or {b} cm"),
+            5 => format!("x = {a} or x = {b}"),
+            6 => format!("from {a} to {b}"),
+            7 => format!("${a} or ${b}"),
+            8 => format!("({a}) or ({b})"),
+            _ => format!("{a}, or maybe {b}"),
+        };
+        for gold in [a, b] {
+            let g = gold.to_string();
+            let acc = if chart {
+                chart_accuracy(&text, &g, &ChartConfig::default())
+            } else {
+                numeric_accuracy(&text, &g, &NumericConfig::default())
+            };
+            prop_assert_eq!(acc, Ok(0.0), "{} vs {}", text, g);
+        }
+        if a >= 0 {
+            // A dash between non-negative numbers is a range too.
+            prop_assert_eq!(numeric_accuracy(&format!("{a}-{b}"), &b.to_string(), &NumericConfig::default()), Ok(0.0));
+        }
+        let committed = format!("first {a}, then {b}");
+        prop_assert_eq!(numeric_accuracy(&committed, &b.to_string(), &NumericConfig::default()), Ok(1.0));
+    }
+
+    /// Vision placeholder tokens anywhere in a response never change its score.
+    #[test]
+    fn vision_tokens_never_change_a_score(
+        line in tricky(),
+        task in prop::sample::select(vec!["yes_no", "mcq", "numeric", "math", "chart", "grounding"]),
+        seed in any::<u64>(),
+    ) {
+        const TOKENS: [&str; 7] = ["<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<image>", "<IMG_CONTEXT>"];
+        let scorer = Scorer::new(RewardConfig::default()).unwrap();
+        let mut noisy = String::new();
+        let mut state = seed;
+        for ch in line.chars() {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            if state >> 61 == 0 {
+                noisy.push_str(TOKENS[(state >> 32) as usize % TOKENS.len()]);
+            }
+            noisy.push(ch);
+        }
+        let sample = |response: &str| serde_json::json!({"task": task, "answer": line, "response": response, "image_size": [64, 64]}).to_string();
+        let (clean, dirty) = (scorer.score_json_line(&sample(&line)), scorer.score_json_line(&sample(&noisy)));
+        prop_assert_eq!((clean.format, clean.accuracy), (dirty.format, dirty.accuracy));
+        let (a, b) = (mixed_r1_reward::strip_vision_tokens(&noisy), mixed_r1_reward::strip_vision_tokens(&line));
+        prop_assert_eq!(a.as_ref(), b.as_ref());
+    }
+
+    /// Inverted or empty boxes never score by default, whatever their numbers; with `reorder`
+    /// an inverted copy of a box scores as the box does.
+    #[test]
+    fn inverted_boxes_are_dropped(x1 in 0u32..600, y1 in 0u32..440, w in 1u32..40, h in 1u32..40, flip in 0usize..3) {
+        let (x2, y2) = (x1 + w, y1 + h);
+        let gold = [[x1 as f64, y1 as f64, x2 as f64, y2 as f64]];
+        let pred = match flip {
+            0 => format!("[{x2}, {y1}, {x1}, {y2}]"),
+            1 => format!("[{x1}, {y2}, {x2}, {y1}]"),
+            _ => format!("[{x2}, {y2}, {x1}, {y1}]"),
+        };
+        let ctx = BoxContext { image_size: Some([640.0, 480.0]), ..Default::default() };
+        prop_assert_eq!(iou_accuracy(&pred, &gold, &ctx, &IouConfig::default()), Ok(0.0));
+        let reorder = IouConfig { reorder: true, ..Default::default() };
+        prop_assert_eq!(iou_accuracy(&pred, &gold, &ctx, &reorder), Ok(1.0));
+        let flat = format!("[{x1}, {y1}, {x1}, {y2}]");
+        prop_assert_eq!(iou_accuracy(&flat, &gold, &ctx, &reorder), Ok(0.0));
+    }
+}

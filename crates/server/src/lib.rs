@@ -1,7 +1,7 @@
 //! # mixed-r1-server
 //!
 //! The Mixed-R1 reward over HTTP, for trainers that call a remote reward (OpenRLHF's
-//! `--remote_rm_url`) or for anything that can POST JSON:
+//! `--reward.remote_url`, `--remote_rm_url` before 0.11) or for anything that can POST JSON:
 //!
 //! | route              | body                                           | answer |
 //! |--------------------|------------------------------------------------|--------|

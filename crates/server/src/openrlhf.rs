@@ -1,13 +1,17 @@
-//! OpenRLHF's remote reward protocol (`--remote_rm_url http://host:port/get_reward`).
+//! OpenRLHF's remote reward protocol (`--reward.remote_url http://host:port/get_reward` in OpenRLHF
+//! 0.11; `--remote_rm_url` in earlier releases).
 //!
-//! What OpenRLHF sends and reads (checked against OpenRLHF `main`,
-//! `openrlhf/utils/agent.py::SingleTurnAgentExecutor._fetch_rewards_via_http`, and the older
-//! batched client `openrlhf/utils/remote_rm_utils.py` + `experience_maker.py`):
+//! What OpenRLHF sends and reads (checked against OpenRLHF v0.11.0,
+//! `openrlhf/utils/agent.py::SingleTurnAgentExecutor.execute` and `_fetch_rewards_via_http`, and
+//! the older batched client `openrlhf/utils/remote_rm_utils.py` + `experience_maker.py`):
 //!
-//! * request: `POST` JSON `{"query": [str], "prompts": [str], "labels": [label]}`. `query[i]` is
-//!   the prompt *and* the response, decoded with special tokens kept, so the chat template is in
-//!   it; `prompts[i]` is the prompt as the dataset wrote it; `labels[i]` is the dataset's
-//!   `--label_key` column. Other keys (newer clients may add `metas`) are ignored.
+//! * request: `POST` JSON `{"query": [str], "prompts": [str], "labels": [label]}` (0.11 sends one
+//!   query per request). `query[i]` is the prompt *and* the response, decoded from the token ids
+//!   with special tokens kept (`skip_special_tokens=False`), so the chat template is in it and, for
+//!   a vision model, every image-pad token the processor expanded (thousands per image);
+//!   `prompts[i]` is the prompt text before that expansion; `labels[i]` is the dataset's label
+//!   column (`--data.label_key` in 0.11, `--label_key` before). Other keys (newer clients may add
+//!   `metas`) are ignored.
 //! * response: JSON with `"rewards"` (required: a float per query), `"scores"` (read for dynamic
 //!   filtering; OpenRLHF falls back to `rewards` when absent) and `"extra_logs"` (a dict of
 //!   per-query numeric lists, concatenated per key and logged). Nothing else is read.
@@ -134,20 +138,73 @@ const END_TOKENS: [&str; 9] = [
 
 /// Cuts the model's response out of an OpenRLHF query.
 ///
-/// The prompt is removed when it is a prefix of the query. That fails for vision models, whose
-/// processor expands one `<|image_pad|>` of the prompt into hundreds in the decoded query, and
-/// whenever decoding changes white space; then the text after the last assistant-turn marker of a
-/// known chat template (ChatML, Llama 3, Gemma, Phi, DeepSeek, Mistral) is taken. End-of-turn
-/// tokens at the end are dropped either way.
+/// The prompt is removed when it is a prefix of the query, where a run of image or video pad
+/// tokens in the prompt matches a run of any length in the query: a vision model's processor
+/// expands the one `<|image_pad|>` per image of the prompt into hundreds or thousands in the
+/// query, which OpenRLHF 0.11 decodes with special tokens kept. When the prompt is not such a
+/// prefix either (decoding changed white space, a truncated prompt), the text after the last
+/// assistant-turn marker of a known chat template (ChatML, Llama 3, Gemma, Phi, DeepSeek, Mistral)
+/// is taken. End-of-turn tokens at the end are dropped either way. Linear in the query's length.
 pub fn extract_response<'a>(query: &'a str, prompt: Option<&str>) -> (&'a str, Extraction) {
-    let (rest, how) = match prompt.filter(|p| !p.is_empty()) {
-        Some(p) if query.starts_with(p) => (&query[p.len()..], Extraction::PromptPrefix),
-        _ => match last_assistant_turn(query) {
+    let prefix_end = prompt
+        .filter(|p| !p.is_empty())
+        .and_then(|p| prompt_prefix_end(query, p));
+    let (rest, how) = match prefix_end {
+        Some(end) => (&query[end..], Extraction::PromptPrefix),
+        None => match last_assistant_turn(query) {
             Some(start) => (&query[start..], Extraction::Template),
             None => (query, Extraction::WholeQuery),
         },
     };
     (strip_end_tokens(rest), how)
+}
+
+/// Tokens that a vision processor repeats once per patch: a run of one in the prompt is a run of
+/// any length in the query.
+const PAD_TOKENS: [&str; 2] = ["<|image_pad|>", "<|video_pad|>"];
+
+/// Where the prompt ends in the query, when the query starts with it up to pad-token runs.
+fn prompt_prefix_end(query: &str, prompt: &str) -> Option<usize> {
+    let (q, p) = (query.as_bytes(), prompt.as_bytes());
+    let (mut i, mut j) = (0usize, 0usize);
+    while j < p.len() {
+        if let Some(pad) = PAD_TOKENS.iter().find(|t| p[j..].starts_with(t.as_bytes())) {
+            let t = pad.as_bytes();
+            if !q[i..].starts_with(t) {
+                return None;
+            }
+            while p[j..].starts_with(t) {
+                j += t.len();
+            }
+            while q[i..].starts_with(t) {
+                i += t.len();
+            }
+            continue;
+        }
+        // Compare up to the next pad token of the prompt in one slice comparison.
+        let next = memchr_pad(&p[j..]).map_or(p.len(), |k| j + k);
+        let len = next - j;
+        if q.len() - i < len || q[i..i + len] != p[j..next] {
+            return None;
+        }
+        i += len;
+        j = next;
+    }
+    // Both strings were cut at ASCII token boundaries or ends, so `i` is a char boundary.
+    query.is_char_boundary(i).then_some(i)
+}
+
+/// Offset of the first pad token in `b`.
+fn memchr_pad(b: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(k) = b[from..].iter().position(|&c| c == b'<') {
+        let at = from + k;
+        if PAD_TOKENS.iter().any(|t| b[at..].starts_with(t.as_bytes())) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 fn last_assistant_turn(query: &str) -> Option<usize> {
@@ -201,12 +258,11 @@ pub fn build_samples(
             ))
         }
         None if n == 0 => Vec::new(),
-        None => {
-            return Err(ApiError::field(
-                "labels",
-                "missing: each query needs its gold answer (OpenRLHF --label_key)",
-            ))
-        }
+        None => return Err(ApiError::field(
+            "labels",
+            "missing: each query needs its gold answer (OpenRLHF --data.label_key; --label_key \
+                 before 0.11)",
+        )),
     };
     let prompts = req.prompts.unwrap_or_default();
     let mut counts = [0u64; 3];
@@ -312,10 +368,15 @@ mod tests {
             extract_response(&query, Some(prompt)),
             (resp, Extraction::PromptPrefix)
         );
-        // The processor expanded the image pads: the prompt is no longer a prefix.
+        // The processor expanded the image pads: still the prompt, up to the pad runs.
         let expanded = query.replace("<|image_pad|>", &"<|image_pad|>".repeat(64));
         assert_eq!(
             extract_response(&expanded, Some(prompt)),
+            (resp, Extraction::PromptPrefix)
+        );
+        // A prompt that is not a prefix at all: the template's last assistant turn.
+        assert_eq!(
+            extract_response(&expanded, Some("<|im_start|>system\nOther.")),
             (resp, Extraction::Template)
         );
         // The response itself mentions the marker text? The last one is the assistant turn.
@@ -429,5 +490,56 @@ mod tests {
         assert_eq!(r.scores, vec![1.0, 0.0]);
         assert_eq!(r.extra_logs.skipped, vec![0.0, 1.0]);
         assert_eq!(r.extra_logs.format, vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn queries_full_of_image_pads() {
+        // OpenRLHF 0.11 decodes the whole observation with special tokens kept: a 1,024x1,024
+        // image is ~5,000 pad tokens, a video many more.
+        let prompt = "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>\
+                      <|vision_start|><|video_pad|><|vision_end|>Where is the cup?<|im_end|>\n\
+                      <|im_start|>assistant\n";
+        let resp = "<think>left</think><answer>[1, 2, 3, 4]</answer>";
+        for (images, frames) in [(1, 1), (5_000, 1), (16_384, 40_000)] {
+            let query = format!(
+                "<|im_start|>user\n<|vision_start|>{}<|vision_end|><|vision_start|>{}<|vision_end|>\
+                 Where is the cup?<|im_end|>\n<|im_start|>assistant\n{resp}<|im_end|>{}",
+                "<|image_pad|>".repeat(images),
+                "<|video_pad|>".repeat(frames),
+                "<|endoftext|>".repeat(1_000),
+            );
+            let started = std::time::Instant::now();
+            assert_eq!(
+                extract_response(&query, Some(prompt)),
+                (resp, Extraction::PromptPrefix),
+                "{images} image pads"
+            );
+            // No prompt: the assistant marker.
+            assert_eq!(extract_response(&query, None), (resp, Extraction::Template));
+            // Linear: milliseconds; the bound leaves room for a loaded CI machine.
+            assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        }
+        // A query that is nothing but pads (a truncated rollout): no marker, no panic.
+        let pads = "<|image_pad|>".repeat(100_000);
+        let (cut, how) = extract_response(&pads, Some(prompt));
+        assert!(cut.len() == pads.len() && how == Extraction::WholeQuery);
+        let (cut, how) = extract_response(&pads, Some("<|image_pad|>"));
+        assert!(cut.is_empty() && how == Extraction::PromptPrefix);
+        // A pad run in the prompt must be at least one pad in the query.
+        let q = "<|im_start|>user\n<|vision_start|><|vision_end|>x";
+        assert_eq!(
+            prompt_prefix_end(
+                q,
+                "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>"
+            ),
+            None
+        );
+        // Non-ASCII text around the pads.
+        let p = "问<|image_pad|>题";
+        let q = format!("问{}题答", "<|image_pad|>".repeat(3));
+        assert_eq!(
+            extract_response(&q, Some(p)),
+            ("答", Extraction::PromptPrefix)
+        );
     }
 }

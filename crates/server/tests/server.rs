@@ -187,18 +187,26 @@ fn item(i: usize) -> (String, String, Value, ScoringSample) {
         "{SYSTEM}<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{question}<|im_end|>\n<|im_start|>assistant\n"
     );
     let response = format!("<think>I look at the image {i}.</think>\n<answer>{answer}</answer>");
-    // Odd items: the processor expanded the image pads, so the prompt is no longer a prefix.
+    // Odd items: the processor expanded the image pads (as OpenRLHF 0.11 decodes them), which
+    // the prompt still matches up to pad runs.
     let query_prompt = if i % 2 == 1 {
         prompt.replace("<|image_pad|>", &"<|image_pad|>".repeat(16))
     } else {
         prompt.clone()
     };
     let query = format!("{query_prompt}{response}<|im_end|>");
+    // Every fourth: the prompt as sent differs from the decoded one (white space changed), so the
+    // response is found after the template's assistant marker.
+    let sent_prompt = if i % 4 == 3 {
+        format!("{prompt} ")
+    } else {
+        prompt
+    };
     let mut fields = label.as_object().unwrap().clone();
     fields.insert("response".into(), json!(response));
     let sample: ScoringSample = serde_json::from_value(Value::Object(fields)).unwrap();
     // Labels travel as JSON strings, as a dataset column would hold them.
-    (query, prompt, json!(label.to_string()), sample)
+    (query, sent_prompt, json!(label.to_string()), sample)
 }
 
 fn openrlhf_batch(start: usize, n: usize) -> (Value, Vec<Option<f64>>) {
@@ -277,14 +285,14 @@ async fn openrlhf_protocol_round_trip() {
             &m,
             "mixed_r1_openrlhf_extraction_total{method=\"prompt_prefix\"}"
         ),
-        6.0
+        9.0
     );
     assert_eq!(
         series(
             &m,
             "mixed_r1_openrlhf_extraction_total{method=\"template\"}"
         ),
-        6.0
+        3.0
     );
     assert_eq!(
         series(
@@ -379,6 +387,93 @@ async fn score_endpoint_gives_per_sample_errors_in_order() {
             .contains("must be a JSON array"),
         "{resp}"
     );
+    server.shut_down().await;
+}
+
+/// OpenRLHF 0.11 decodes the whole observation with special tokens kept: the query of a
+/// vision rollout holds every expanded image pad, and a policy may sample pads itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queries_full_of_image_pads_are_cut_and_scored() {
+    let server = TestServer::start(ServerConfig::default()).await;
+    let prompt = format!(
+        "{SYSTEM}<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Where is the cup?<|im_end|>\n<|im_start|>assistant\n"
+    );
+    let label =
+        json!({"task": "grounding", "answer": [[10, 20, 110, 220]], "image_size": [640, 480]});
+    let mut queries = Vec::new();
+    for (pads, sampled) in [(1usize, 0usize), (4_096, 0), (50_000, 0), (4_096, 300)] {
+        let expanded = prompt.replace("<|image_pad|>", &"<|image_pad|>".repeat(pads));
+        // Pads the policy sampled inside its own answer are not part of the answer.
+        let response = format!(
+            "<think>left</think><answer>[10, 20, {}110, 220]</answer>",
+            "<|image_pad|>".repeat(sampled)
+        );
+        queries.push(format!("{expanded}{response}<|im_end|>"));
+    }
+    let n = queries.len();
+    let body = json!({"query": queries, "prompts": vec![prompt.clone(); n], "labels": vec![label.clone(); n]});
+    let (status, resp) = post_json(server.addr, "/get_reward", &body).await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    assert_eq!(floats(&resp["rewards"]), vec![1.5; n]);
+    // Without prompts: the assistant marker after the pads.
+    let body = json!({"query": body["query"], "labels": vec![label; n]});
+    let (status, resp) = post_json(server.addr, "/get_reward", &body).await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    assert_eq!(floats(&resp["rewards"]), vec![1.5; n]);
+    let m = metrics(server.addr).await;
+    assert_eq!(
+        series(
+            &m,
+            "mixed_r1_openrlhf_extraction_total{method=\"prompt_prefix\"}"
+        ),
+        n as f64
+    );
+    server.shut_down().await;
+}
+
+/// Garbage in any field a client controls: one result per sample (or one 400 for the request),
+/// never a panic, a hang or a dropped connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn garbage_samples_get_their_own_results() {
+    let server = TestServer::start(ServerConfig::default()).await;
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let latex = format!(
+        "<answer>{}{}</answer>",
+        "\\frac{".repeat(20_000),
+        "}".repeat(20_000)
+    );
+    let body = format!(
+        "[{{\"task\": \"grounding\", \"answer\": [[0, 0, 1e308, 1e308]], \"response\": \"<answer>[0, 0, 1e308, 1e308]</answer>\"}},\
+          {{\"task\": \"grounding\", \"answer\": [[0, 0, 10, 10]], \"image_size\": [64, 64], \"response\": \"<answer>[nan, 0, 1e400, 5] [10, 10, 0, 0]</answer>\"}},\
+          {{\"task\": \"math\", \"answer\": \"1/2\", \"response\": {latex:?}}},\
+          {{\"task\": \"mcq\", \"answer\": \"A\", \"meta\": {deep}, \"response\": \"<answer>A or C</answer>\"}},\
+          {{\"task\": \"yes_no\", \"answer\": \"yes\", \"response\": \"{}\"}},\
+          {{\"task\": \"mcq\", \"answer\": {}{}, \"response\": \"A\"}},\
+          {{\"task\": \"mcq\", \"answer\": \"A\", \"response\": \"<answer>(A)</answer>\"}}]",
+        "<answer>".repeat(50_000),
+        "[".repeat(200),
+        "]".repeat(200),
+    );
+    let (status, resp) = post_raw(server.addr, "/score", body.as_bytes()).await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    let r = resp.as_array().unwrap();
+    assert_eq!(r.len(), 7);
+    let acc: Vec<Value> = r.iter().map(|x| x["accuracy"].clone()).collect();
+    // 1e308 boxes without an image size have an infinite area: invalid, so the gold skips.
+    assert!(acc[0].is_null(), "{}", r[0]);
+    // NaN is not a number, 1e400 is not finite, an inverted box is dropped: no valid box.
+    assert_eq!(acc[1], 0.0);
+    assert_eq!(acc[2], 0.0);
+    // A hedge never scores, however the line is padded.
+    assert_eq!(acc[3], 0.0);
+    assert_eq!(acc[4], 0.0);
+    // Nested deeper than the JSON reader's limit: that sample's own error, the others score.
+    assert!(
+        r[5]["error"].as_str().unwrap().contains("recursion limit"),
+        "{}",
+        r[5]
+    );
+    assert_eq!(acc[6], 1.0);
     server.shut_down().await;
 }
 
