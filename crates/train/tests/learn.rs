@@ -97,24 +97,7 @@ fn grpo_raises_the_reward_on_a_learnable_task_and_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
 
     // Mean reward of 64 sampled answers (8 prompts x 8), seeded: before and after GRPO.
-    let measure = |m: &Model| -> f64 {
-        let scorer = mixed_r1_reward::Scorer::new(Default::default()).unwrap();
-        let mut maker = PromptMaker::new(PromptTemplate::default(), Default::default());
-        let items: Vec<_> = train
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i, s, maker.prompt(m, s).unwrap()))
-            .collect();
-        let sampling = mixed_r1_model::generate::SamplingConfig {
-            max_new_tokens: 24,
-            temperature: 1.0,
-            seed: 99,
-            ..Default::default()
-        };
-        let groups = mixed_r1_train::rollout::rollout(m, &scorer, &items, 8, &sampling).unwrap();
-        let r: Vec<f32> = groups.iter().flat_map(|g| g.rewards.clone()).collect();
-        r.iter().map(|&x| x as f64).sum::<f64>() / r.len() as f64
-    };
+    let measure = |m: &Model| mean_sampled_reward(m, &train);
     let before = measure(&policy);
     let mut cfg = config(&dir.path().join("full"));
     cfg.total_steps = 10;
@@ -184,6 +167,26 @@ fn grpo_raises_the_reward_on_a_learnable_task_and_resumes_exactly() {
     assert_eq!(loaded.params().len(), t.policy.params().len());
 }
 
+/// Mean reward of 64 sampled answers (8 per prompt), seeded: the same draw before and after.
+fn mean_sampled_reward(m: &Model, train: &[Sample]) -> f64 {
+    let scorer = mixed_r1_reward::Scorer::new(Default::default()).unwrap();
+    let mut maker = PromptMaker::new(PromptTemplate::default(), Default::default());
+    let items: Vec<_> = train
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i, s, maker.prompt(m, s).unwrap()))
+        .collect();
+    let sampling = mixed_r1_model::generate::SamplingConfig {
+        max_new_tokens: 24,
+        temperature: 1.0,
+        seed: 99,
+        ..Default::default()
+    };
+    let groups = mixed_r1_train::rollout::rollout(m, &scorer, &items, 8, &sampling).unwrap();
+    let r: Vec<f32> = groups.iter().flat_map(|g| g.rewards.clone()).collect();
+    r.iter().map(|&x| x as f64).sum::<f64>() / r.len() as f64
+}
+
 /// An independent copy of a model (own storage, trainable).
 fn copy(m: &Model) -> Model {
     let dir = tempfile::tempdir().unwrap();
@@ -207,24 +210,7 @@ fn lora_grpo_raises_the_reward_trains_only_adapters_and_resumes_exactly() {
     let train: Vec<Sample> = (0..8).map(|i| sample(i, "yes")).collect();
     let policy = warm_policy(&train);
     let dir = tempfile::tempdir().unwrap();
-    let measure = |m: &Model| -> f64 {
-        let scorer = mixed_r1_reward::Scorer::new(Default::default()).unwrap();
-        let mut maker = PromptMaker::new(PromptTemplate::default(), Default::default());
-        let items: Vec<_> = train
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i, s, maker.prompt(m, s).unwrap()))
-            .collect();
-        let sampling = mixed_r1_model::generate::SamplingConfig {
-            max_new_tokens: 24,
-            temperature: 1.0,
-            seed: 99,
-            ..Default::default()
-        };
-        let groups = mixed_r1_train::rollout::rollout(m, &scorer, &items, 8, &sampling).unwrap();
-        let r: Vec<f32> = groups.iter().flat_map(|g| g.rewards.clone()).collect();
-        r.iter().map(|&x| x as f64).sum::<f64>() / r.len() as f64
-    };
+    let measure = |m: &Model| mean_sampled_reward(m, &train);
     let before = measure(&policy);
     let run = dir.path().join("lora");
     let mut t = Trainer::new(
