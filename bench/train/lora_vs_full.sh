@@ -11,8 +11,9 @@
 #   lora   rank 16, alpha 32, dropout 0, targets q,k,v,o,gate,up,down_proj (Model::add_lora:
 #          the base is frozen, its weight gradients are never formed, AdamW holds the adapters only)
 #   full   every weight trains (AdamW state for all 134.5M)
-# Both run on the allocator the `mixed-r1` binary ships (mimalloc, default options, preloaded: see
-# bench/train/mimalloc.sh; ALLOC=glibc or ALLOC=mimalloc-nopurge to change), RAYON_NUM_THREADS=2.
+# Both run on the allocator the `mixed-r1` binary ships: mimalloc with purging off, as crates/cli
+# sets it, preloaded (bench/train/mimalloc.sh; ALLOC=glibc, or ALLOC=mimalloc for mimalloc's default
+# options), RAYON_NUM_THREADS=2.
 # The figure is the median over ITERS timed steps after 1 warm-up (sum of the per-phase medians);
 # the rollout of the same batch (generate COMPLETION tokens per sequence, temperature 1, no EOS
 # stop, adapters unmerged) is timed after the steps (ROLLOUTS timed after 1 warm-up). Peak RSS:
@@ -22,7 +23,7 @@
 # ran (foreign_cpu_s; well above 0 = the figure is disturbed).
 #
 #   bash bench/train/lora_vs_full.sh [ITERS]      (timed steps per configuration, default 4)
-#   SEQS=8 PROMPT=64 COMPLETION=48 ROLLOUTS=2 RANK=16 ALLOC=mimalloc bash bench/train/lora_vs_full.sh
+#   SEQS=8 PROMPT=64 COMPLETION=48 ROLLOUTS=2 RANK=16 ALLOC=mimalloc-nopurge bash bench/train/lora_vs_full.sh
 #
 # Writes bench/results/lora_vs_full.json and prints a table with the ratios.
 set -euo pipefail
@@ -30,7 +31,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 iters="${1:-4}"
 seqs="${SEQS:-8}" prompt="${PROMPT:-64}" completion="${COMPLETION:-48}"
-rollouts="${ROLLOUTS:-2}" rank="${RANK:-16}" alloc="${ALLOC:-mimalloc}"
+rollouts="${ROLLOUTS:-2}" rank="${RANK:-16}" alloc="${ALLOC:-mimalloc-nopurge}"
 model=.cache/assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 [[ -f "$model" ]] || bash scripts/fetch-assets.sh smollm2 >/dev/null
 # shellcheck source=mimalloc.sh
