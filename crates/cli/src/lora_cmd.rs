@@ -59,14 +59,21 @@ pub fn run(a: LoraArgs) -> Result<()> {
                     let mut m = Model::load(b, &opts)
                         .with_context(|| format!("cannot load the base model {}", b.display()))?;
                     m.load_adapter(&adapter).with_context(|| {
-                        format!("cannot put the adapter {} on {}", adapter.display(), b.display())
+                        format!(
+                            "cannot put the adapter {} on {}",
+                            adapter.display(),
+                            b.display()
+                        )
                     })?;
                     m
                 }
                 None => Model::load_with_adapter(&adapter, &opts)
                     .with_context(|| format!("cannot load {}", adapter.display()))?,
             };
-            let cfg = model.lora().cloned().context("the adapter holds no LoRA tensors")?;
+            let cfg = model
+                .lora()
+                .cloned()
+                .context("the adapter holds no LoRA tensors")?;
             let n = model.merge_lora()?;
             model
                 .save(&out)

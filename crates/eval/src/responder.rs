@@ -252,7 +252,10 @@ pub fn check_model_path(path: &Path) -> Result<()> {
             .with_context(|| format!("cannot read {}", adapter.display()))?;
         let v: Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not valid JSON", adapter.display()))?;
-        if v.get("base_model_name_or_path").and_then(Value::as_str).is_none() {
+        if v.get("base_model_name_or_path")
+            .and_then(Value::as_str)
+            .is_none()
+        {
             bail!(
                 "{} names no base_model_name_or_path: merge it first (mixed-r1 lora merge --base ...)",
                 adapter.display()

@@ -14,21 +14,29 @@ use mixed_r1_model::lora::LoraConfig;
 use mixed_r1_model::model::{Batch, LoadOptions, Model};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let out = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .ok_or("usage: lora_for_peft OUT")?,
-    );
+    let out = PathBuf::from(std::env::args().nth(1).ok_or("usage: lora_for_peft OUT")?);
     let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-qwen2");
     let cases = [
-        ("all-projections", LoraConfig { rank: 8, alpha: 16.0, ..Default::default() }),
+        (
+            "all-projections",
+            LoraConfig {
+                rank: 8,
+                alpha: 16.0,
+                ..Default::default()
+            },
+        ),
         (
             "attention-only-rslora",
             LoraConfig {
                 rank: 4,
                 alpha: 8.0,
                 rslora: true,
-                targets: vec!["q_proj".into(), "k_proj".into(), "v_proj".into(), "o_proj".into()],
+                targets: vec![
+                    "q_proj".into(),
+                    "k_proj".into(),
+                    "v_proj".into(),
+                    "o_proj".into(),
+                ],
                 ..Default::default()
             },
         ),

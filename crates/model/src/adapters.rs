@@ -70,7 +70,9 @@ impl Model {
     pub fn add_lora(&mut self, cfg: &LoraConfig) -> Result<usize> {
         cfg.validate()?;
         if !cfg.enabled() {
-            return Err(ModelError::invalid("lora.rank: must be >= 1 to add adapters"));
+            return Err(ModelError::invalid(
+                "lora.rank: must be >= 1 to add adapters",
+            ));
         }
         if self.lora().is_some() {
             return Err(ModelError::invalid(
@@ -124,7 +126,8 @@ impl Model {
             .filter(|m| leaves.iter().any(|l| module_matches(m, l)))
             .map(str::to_string)
             .collect();
-        let same = by_list.len() == chosen.len() && by_list.iter().all(|m| chosen.contains(m.as_str()));
+        let same =
+            by_list.len() == chosen.len() && by_list.iter().all(|m| chosen.contains(m.as_str()));
         if same {
             return serde_json::json!(leaves.into_iter().collect::<Vec<_>>());
         }
@@ -161,7 +164,7 @@ impl Model {
         let path = dir.join(ADAPTER_WEIGHTS);
         let map: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
         candle_core::safetensors::save(&map, &path)
-        .map_err(|e| ModelError::format(&path, format!("writing safetensors: {e}")))?;
+            .map_err(|e| ModelError::format(&path, format!("writing safetensors: {e}")))?;
         let targets = self.peft_target_modules(&adapted);
         let json = adapter_config_json(&cfg, targets, base_model);
         let text = serde_json::to_string_pretty(&json)
@@ -196,7 +199,9 @@ impl Model {
             let bad = |msg: String| ModelError::format(&path, format!("tensor `{name}`: {msg}"));
             let rest = name.strip_prefix(PEFT_PREFIX).unwrap_or(&name);
             // Older PEFT versions kept the adapter name in the key.
-            let rest = rest.replace(".lora_A.default.", ".lora_A.").replace(".lora_B.default.", ".lora_B.");
+            let rest = rest
+                .replace(".lora_A.default.", ".lora_A.")
+                .replace(".lora_B.default.", ".lora_B.");
             let (module, which) = if let Some(m) = rest.strip_suffix(".lora_A.weight") {
                 (m, 0)
             } else if let Some(m) = rest.strip_suffix(".lora_B.weight") {
@@ -209,7 +214,9 @@ impl Model {
             };
             let module = crate::params::canonical_name(module);
             let Some(&(out, inp)) = modules.get(&module) else {
-                return Err(bad(format!("names module `{module}`, which this model does not have")));
+                return Err(bad(format!(
+                    "names module `{module}`, which this model does not have"
+                )));
             };
             let want = if which == 0 {
                 [cfg.rank, inp]
@@ -253,7 +260,9 @@ impl Model {
     /// Every weight is trainable afterwards. Returns how many modules were merged.
     pub fn merge_lora(&mut self) -> Result<usize> {
         let Some(rt) = self.lora_runtime().cloned() else {
-            return Err(ModelError::invalid("the model has no LoRA adapters to merge"));
+            return Err(ModelError::invalid(
+                "the model has no LoRA adapters to merge",
+            ));
         };
         let scale = rt.config.scaling();
         let adapted = self.adapted_modules();

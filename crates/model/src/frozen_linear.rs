@@ -21,7 +21,9 @@ fn input_tensor(s: &CpuStorage, l: &Layout) -> Result<Tensor> {
     Ok(match s {
         CpuStorage::F32(v) => Tensor::from_slice(&v[start..end], shape, &candle_core::Device::Cpu)?,
         CpuStorage::F64(v) => Tensor::from_slice(&v[start..end], shape, &candle_core::Device::Cpu)?,
-        CpuStorage::BF16(v) => Tensor::from_slice(&v[start..end], shape, &candle_core::Device::Cpu)?,
+        CpuStorage::BF16(v) => {
+            Tensor::from_slice(&v[start..end], shape, &candle_core::Device::Cpu)?
+        }
         CpuStorage::F16(v) => Tensor::from_slice(&v[start..end], shape, &candle_core::Device::Cpu)?,
         _ => candle_core::bail!("frozen_linear: unsupported input dtype"),
     })
@@ -72,12 +74,29 @@ mod tests {
         let w = Tensor::randn(0f64, 1.0, (3, 7), &dev).unwrap();
         let ours = frozen_matmul(x.as_tensor(), &w).unwrap();
         let theirs = x.as_tensor().matmul(&w.t().unwrap()).unwrap();
-        let d = (&ours - &theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+        let d = (&ours - &theirs)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
         assert!(d < 1e-12);
         let g1 = ours.sqr().unwrap().sum_all().unwrap().backward().unwrap();
         let g2 = theirs.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-        let (a, b) = (g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap());
-        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+        let (a, b) = (
+            g1.get(x.as_tensor()).unwrap(),
+            g2.get(x.as_tensor()).unwrap(),
+        );
+        let d = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
         assert!(d < 1e-12);
     }
 }

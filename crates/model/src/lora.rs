@@ -292,13 +292,7 @@ impl Adapter {
         let mut rng = ChaCha8Rng::seed_from_u64(self.state.next_dropout_seed());
         let keep = (1.0 / (1.0 - p)) as f32;
         let mask: Vec<f32> = (0..x.elem_count())
-            .map(|_| {
-                if rng.random::<f64>() < p {
-                    0.0
-                } else {
-                    keep
-                }
-            })
+            .map(|_| if rng.random::<f64>() < p { 0.0 } else { keep })
             .collect();
         let m = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
         Ok((x * m)?)
@@ -402,9 +396,14 @@ pub fn parse_adapter_config(path: &Path) -> Result<(LoraConfig, serde_json::Valu
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| ModelError::format(path, format!("not valid JSON: {e}")))?;
     let bad = |msg: String| ModelError::format(path, msg);
-    let peft_type = v.get("peft_type").and_then(|t| t.as_str()).unwrap_or("LORA");
+    let peft_type = v
+        .get("peft_type")
+        .and_then(|t| t.as_str())
+        .unwrap_or("LORA");
     if peft_type != "LORA" {
-        return Err(bad(format!("peft_type {peft_type}: only LORA adapters are supported")));
+        return Err(bad(format!(
+            "peft_type {peft_type}: only LORA adapters are supported"
+        )));
     }
     let r = v
         .get("r")
@@ -413,14 +412,20 @@ pub fn parse_adapter_config(path: &Path) -> Result<(LoraConfig, serde_json::Valu
     let alpha = v.get("lora_alpha").and_then(|a| a.as_f64()).unwrap_or(8.0);
     let flag = |k: &str| v.get(k).and_then(|x| x.as_bool()).unwrap_or(false);
     if flag("use_dora") {
-        return Err(bad("use_dora = true: DoRA adapters are not supported".into()));
+        return Err(bad(
+            "use_dora = true: DoRA adapters are not supported".into()
+        ));
     }
     if flag("fan_in_fan_out") {
-        return Err(bad("fan_in_fan_out = true (Conv1D layers) is not supported".into()));
+        return Err(bad(
+            "fan_in_fan_out = true (Conv1D layers) is not supported".into(),
+        ));
     }
     if let Some(b) = v.get("bias").and_then(|b| b.as_str()) {
         if b != "none" {
-            return Err(bad(format!("bias = \"{b}\": trained biases are not supported")));
+            return Err(bad(format!(
+                "bias = \"{b}\": trained biases are not supported"
+            )));
         }
     }
     for k in ["rank_pattern", "alpha_pattern"] {
@@ -428,7 +433,9 @@ pub fn parse_adapter_config(path: &Path) -> Result<(LoraConfig, serde_json::Valu
             .and_then(|p| p.as_object())
             .is_some_and(|o| !o.is_empty())
         {
-            return Err(bad(format!("{k}: per-module ranks / alphas are not supported")));
+            return Err(bad(format!(
+                "{k}: per-module ranks / alphas are not supported"
+            )));
         }
     }
     let targets = match v.get("target_modules") {
@@ -441,7 +448,10 @@ pub fn parse_adapter_config(path: &Path) -> Result<(LoraConfig, serde_json::Valu
     let cfg = LoraConfig {
         rank: r,
         alpha,
-        dropout: v.get("lora_dropout").and_then(|d| d.as_f64()).unwrap_or(0.0),
+        dropout: v
+            .get("lora_dropout")
+            .and_then(|d| d.as_f64())
+            .unwrap_or(0.0),
         targets,
         vision: false,
         rslora: flag("use_rslora"),
@@ -479,7 +489,10 @@ mod tests {
             "model.layers.0.self_attn.q_proj",
             "self_attn.q_proj"
         ));
-        assert!(!module_matches("model.layers.0.self_attn.xq_proj", "q_proj"));
+        assert!(!module_matches(
+            "model.layers.0.self_attn.xq_proj",
+            "q_proj"
+        ));
         assert!(module_matches(
             "model.layers.11.mlp.up_proj",
             "model.layers.*.mlp.up_proj"
@@ -522,12 +535,20 @@ mod tests {
             dropout: 1.0,
             ..Default::default()
         };
-        assert!(c.validate().unwrap_err().to_string().contains("lora.dropout"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("lora.dropout"));
         let c = LoraConfig {
             rank: 4,
             targets: vec![],
             ..Default::default()
         };
-        assert!(c.validate().unwrap_err().to_string().contains("lora.targets"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("lora.targets"));
     }
 }

@@ -267,11 +267,7 @@ impl Model {
     fn rebuild(&mut self) -> Result<()> {
         self.decoder = Decoder::with_lora(&self.config.text, &self.params, self.lora.as_ref())?;
         if let Some(v) = &self.config.vision {
-            self.vision = Some(VisionTower::with_lora(
-                v,
-                &self.params,
-                self.lora.as_ref(),
-            )?);
+            self.vision = Some(VisionTower::with_lora(v, &self.params, self.lora.as_ref())?);
         }
         Ok(())
     }

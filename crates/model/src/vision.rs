@@ -19,8 +19,8 @@ use candle_core::{DType, Device, Tensor, D};
 
 use crate::config::VisionConfig;
 use crate::error::{ModelError, Result};
-use crate::ops;
 use crate::lora::{add_delta, Adapter, LoraRuntime};
+use crate::ops;
 use crate::params::{Init, Params};
 
 const PREFIX: &str = "visual";

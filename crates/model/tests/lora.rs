@@ -20,8 +20,11 @@ fn lora_reference() -> serde_json::Value {
 }
 
 fn lora_tensors() -> std::collections::HashMap<String, Tensor> {
-    candle_core::safetensors::load(lora_dir().join("reference.safetensors"), &candle_core::Device::Cpu)
-        .unwrap()
+    candle_core::safetensors::load(
+        lora_dir().join("reference.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap()
 }
 
 fn load(name: &str, dtype: DType) -> Model {
@@ -64,7 +67,10 @@ fn peft_adapter_logits_match_peft() {
         &lora_tensors()["logits_base"],
         &b.mask,
     );
-    assert!(d > 1e-2, "the fixture adapter barely changes the logits ({d})");
+    assert!(
+        d > 1e-2,
+        "the fixture adapter barely changes the logits ({d})"
+    );
     // Adapters off: the base model, as peft's disable_adapter().
     model.with_adapters_disabled(|m| check(m, "logits_disabled", 1e-4));
     check(&model, "logits_lora", 1e-4);
@@ -82,7 +88,10 @@ fn peft_rslora_adapter_on_q_and_v_matches_peft() {
 
 #[test]
 fn merged_model_equals_the_adapter_model_and_peft_merge() {
-    for (adapter, key) in [("adapter", "logits_merged"), ("adapter-qv", "logits_merged_qv")] {
+    for (adapter, key) in [
+        ("adapter", "logits_merged"),
+        ("adapter-qv", "logits_merged_qv"),
+    ] {
         let mut model = load("tiny-qwen2", DType::F32);
         model.load_adapter(&lora_dir().join(adapter)).unwrap();
         model.merge_lora().unwrap();
@@ -102,9 +111,7 @@ fn saved_adapter_has_peft_names_and_loads_back() {
     let mut model = load("tiny-qwen2", DType::F32);
     model.load_adapter(&lora_dir().join("adapter")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    model
-        .save_adapter(dir.path(), Some("tiny-qwen2"))
-        .unwrap();
+    model.save_adapter(dir.path(), Some("tiny-qwen2")).unwrap();
     // Tensor for tensor what peft itself wrote.
     let ours = candle_core::safetensors::load(
         dir.path().join("adapter_model.safetensors"),
@@ -139,19 +146,29 @@ fn saved_adapter_has_peft_names_and_loads_back() {
     let ours_cfg = read(dir.path().join("adapter_config.json"));
     let theirs_cfg = read(lora_dir().join("adapter/adapter_config.json"));
     // Every key peft writes, with the same value, except how the weights were initialised.
-    let (o, t) = (ours_cfg.as_object().unwrap(), theirs_cfg.as_object().unwrap());
+    let (o, t) = (
+        ours_cfg.as_object().unwrap(),
+        theirs_cfg.as_object().unwrap(),
+    );
     let mut ok: Vec<&String> = o.keys().collect();
     let mut tk: Vec<&String> = t.keys().collect();
     ok.sort();
     tk.sort();
     assert_eq!(ok, tk, "adapter_config.json keys differ from peft's");
     for (key, theirs) in t {
-        if ["init_lora_weights", "base_model_name_or_path", "target_modules"].contains(&key.as_str()) {
+        if [
+            "init_lora_weights",
+            "base_model_name_or_path",
+            "target_modules",
+        ]
+        .contains(&key.as_str())
+        {
             continue;
         }
         assert_eq!(&o[key], theirs, "adapter_config.json `{key}`");
     }
-    let mut ours_t: Vec<String> = serde_json::from_value(ours_cfg["target_modules"].clone()).unwrap();
+    let mut ours_t: Vec<String> =
+        serde_json::from_value(ours_cfg["target_modules"].clone()).unwrap();
     let mut theirs_t: Vec<String> =
         serde_json::from_value(theirs_cfg["target_modules"].clone()).unwrap();
     ours_t.sort();
@@ -182,7 +199,10 @@ fn bad_adapter_folders_are_named_errors() {
     );
     candle_core::safetensors::save(&bad, dir.path().join("adapter_model.safetensors")).unwrap();
     let err = model.load_adapter(dir.path()).unwrap_err().to_string();
-    assert!(err.contains("q_proj.lora_A") && err.contains("shape"), "{err}");
+    assert!(
+        err.contains("q_proj.lora_A") && err.contains("shape"),
+        "{err}"
+    );
     // DoRA is refused rather than run as plain LoRA.
     let mut cfg: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("adapter_config.json")).unwrap(),
@@ -201,7 +221,10 @@ fn bad_adapter_folders_are_named_errors() {
         })
         .unwrap_err()
         .to_string();
-    assert!(err.contains("match no module") && err.contains("model.layers.0"), "{err}");
+    assert!(
+        err.contains("match no module") && err.contains("model.layers.0"),
+        "{err}"
+    );
 }
 
 /// LoRA on the language model and the vision tower of the tiny Qwen2.5-VL, with `B` moved off
@@ -257,7 +280,13 @@ fn pg_loss(model: &Model) -> Tensor {
         .unwrap()
         .to_dtype(out.logprobs.dtype())
         .unwrap();
-    out.logprobs.broadcast_mul(&adv).unwrap().sum_all().unwrap().neg().unwrap()
+    out.logprobs
+        .broadcast_mul(&adv)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .neg()
+        .unwrap()
 }
 
 #[test]
@@ -266,14 +295,23 @@ fn only_adapters_train_and_each_gets_a_gradient() {
     let trainable = model.params().trainable();
     assert!(trainable.iter().all(|(n, _)| is_adapter_tensor(n)));
     let names: Vec<&String> = trainable.iter().map(|(n, _)| n).collect();
-    assert!(names.iter().any(|n| n.starts_with("visual.blocks.0.attn.qkv")));
-    assert!(names.iter().any(|n| n.starts_with("model.layers.1.mlp.down_proj")));
+    assert!(names
+        .iter()
+        .any(|n| n.starts_with("visual.blocks.0.attn.qkv")));
+    assert!(names
+        .iter()
+        .any(|n| n.starts_with("model.layers.1.mlp.down_proj")));
     let grads = pg_loss(&model).backward().unwrap();
     let mut missing = Vec::new();
     for (name, var) in &trainable {
-        let sum = grads
-            .get(var.as_tensor())
-            .map(|g| g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap());
+        let sum = grads.get(var.as_tensor()).map(|g| {
+            g.abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        });
         if !sum.is_some_and(|s| s > 0.0) {
             missing.push(name.clone());
         }
@@ -282,7 +320,10 @@ fn only_adapters_train_and_each_gets_a_gradient() {
     // No frozen base weight is differentiated at all.
     for (name, var) in model.params().all() {
         if !is_adapter_tensor(&name) {
-            assert!(grads.get(var.as_tensor()).is_none(), "{name} got a gradient");
+            assert!(
+                grads.get(var.as_tensor()).is_none(),
+                "{name} got a gradient"
+            );
         }
     }
 }
@@ -299,19 +340,35 @@ fn adapter_gradients_agree_with_finite_differences() {
     ];
     for (name, i) in probes {
         let var = model.params().var(name).unwrap().clone();
-        let analytic = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap()[i];
-        let base = var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let analytic = grads
+            .get(var.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()[i];
+        let base = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
         let eval = |delta: f64| {
             let mut v = base.clone();
             v[i] += delta;
-            var.set(&Tensor::from_vec(v, var.dims(), model.device()).unwrap()).unwrap();
+            var.set(&Tensor::from_vec(v, var.dims(), model.device()).unwrap())
+                .unwrap();
             pg_loss(&model).to_scalar::<f64>().unwrap()
         };
         let eps = 1e-5;
         let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
-        var.set(&Tensor::from_vec(base, var.dims(), model.device()).unwrap()).unwrap();
+        var.set(&Tensor::from_vec(base, var.dims(), model.device()).unwrap())
+            .unwrap();
         let rel = (analytic - numeric).abs() / analytic.abs().max(numeric.abs()).max(1e-12);
-        assert!(rel < 1e-4, "{name}[{i}]: analytic {analytic:e} numeric {numeric:e}");
+        assert!(
+            rel < 1e-4,
+            "{name}[{i}]: analytic {analytic:e} numeric {numeric:e}"
+        );
         assert!(analytic.abs() > 1e-10, "{name}[{i}]: zero gradient");
     }
 }
@@ -327,23 +384,59 @@ fn fresh_adapters_leave_the_model_unchanged_and_off_means_base() {
         })
         .unwrap();
     let seqs = vl_sequences();
-    let want = completion_logprobs(&base, &seqs, 1.0, false, false).unwrap().logprobs;
-    let got = completion_logprobs(&model, &seqs, 1.0, false, false).unwrap().logprobs;
-    let d = (&want - &got).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let want = completion_logprobs(&base, &seqs, 1.0, false, false)
+        .unwrap()
+        .logprobs;
+    let got = completion_logprobs(&model, &seqs, 1.0, false, false)
+        .unwrap()
+        .logprobs;
+    let d = (&want - &got)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     assert!(d < 1e-6, "B = 0 must not change the model ({d})");
     // Move the adapters; with them off the model is exactly the base again.
     let vl = vl_with_lora(DType::F32);
-    let on = completion_logprobs(&vl, &seqs, 1.0, false, false).unwrap().logprobs;
+    let on = completion_logprobs(&vl, &seqs, 1.0, false, false)
+        .unwrap()
+        .logprobs;
     let off = vl
         .with_adapters_disabled(|m| completion_logprobs(m, &seqs, 1.0, false, false))
         .unwrap()
         .logprobs;
-    let d_on = (&want - &on).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-    let d_off = (&want - &off).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let d_on = (&want - &on)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let d_off = (&want - &off)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     assert!(d_on > 1e-5, "the moved adapters change the log-probs");
     assert_eq!(d_off, 0.0, "adapters off must be the base model exactly");
     // The adapters come back on after the closure.
-    let again = completion_logprobs(&vl, &seqs, 1.0, false, false).unwrap().logprobs;
-    let d = (&on - &again).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let again = completion_logprobs(&vl, &seqs, 1.0, false, false)
+        .unwrap()
+        .logprobs;
+    let d = (&on - &again)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     assert_eq!(d, 0.0);
 }

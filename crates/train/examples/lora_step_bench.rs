@@ -36,7 +36,9 @@ fn vm_hwm_mb() -> f64 {
         .ok()
         .and_then(|s| {
             s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok())
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
             })
         })
         .map(|kb| kb / 1024.0)
@@ -69,11 +71,15 @@ fn main() -> Result<()> {
     let batch: Vec<Sequence> = (0..seqs)
         .map(|_| Sequence {
             prompt: (0..prompt).map(|_| rng.random_range(10..vocab)).collect(),
-            completion: (0..completion).map(|_| rng.random_range(10..vocab)).collect(),
+            completion: (0..completion)
+                .map(|_| rng.random_range(10..vocab))
+                .collect(),
             images: None,
         })
         .collect();
-    let adv: Vec<f32> = (0..seqs).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+    let adv: Vec<f32> = (0..seqs)
+        .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
     let mut opt = AdamW::new(
         model.params().trainable(),
         AdamWConfig {
@@ -112,7 +118,10 @@ fn main() -> Result<()> {
     let peak_step = vm_hwm_mb();
     let mut gen_s = Vec::new();
     if rollouts > 0 {
-        let prompts: Vec<Prompt> = batch.iter().map(|s| Prompt::text(s.prompt.clone())).collect();
+        let prompts: Vec<Prompt> = batch
+            .iter()
+            .map(|s| Prompt::text(s.prompt.clone()))
+            .collect();
         for r in 0..=rollouts {
             let sampling = SamplingConfig {
                 max_new_tokens: completion,
@@ -132,7 +141,11 @@ fn main() -> Result<()> {
             }
         }
     }
-    let rollout_s = if gen_s.is_empty() { None } else { Some(med(&mut gen_s)) };
+    let rollout_s = if gen_s.is_empty() {
+        None
+    } else {
+        Some(med(&mut gen_s))
+    };
     println!(
         "{}",
         serde_json::json!({

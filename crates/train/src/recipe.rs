@@ -79,8 +79,7 @@ impl Recipe {
         let mut doc: toml::Table =
             toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;
         for (key, value) in overrides {
-            set_dotted(&mut doc, key, value.clone())
-                .with_context(|| format!("--set {key}"))?;
+            set_dotted(&mut doc, key, value.clone()).with_context(|| format!("--set {key}"))?;
         }
         let run: RunSection = match doc.remove("run") {
             Some(v) => v
@@ -115,9 +114,8 @@ impl Recipe {
         );
         let prompt = match prompt_doc {
             Some(v) => {
-                let mut base = toml::Table::try_from(PromptTemplate::for_format(
-                    train.reward.format.mode,
-                ))?;
+                let mut base =
+                    toml::Table::try_from(PromptTemplate::for_format(train.reward.format.mode))?;
                 if let toml::Value::Table(t) = v {
                     for (k, v) in t {
                         base.insert(k, v);
@@ -198,10 +196,7 @@ pub struct RecipeReport {
 /// The task's headline score: accuracy, or BMAS (open-ended), relaxed accuracy (chart),
 /// Acc@0.5 (grounding).
 pub fn headline(m: &mixed_r1_eval::Metrics) -> Option<f64> {
-    m.accuracy
-        .or(m.bmas)
-        .or(m.relaxed_accuracy)
-        .or(m.acc_at_05)
+    m.accuracy.or(m.bmas).or(m.relaxed_accuracy).or(m.acc_at_05)
 }
 
 fn evaluate(
@@ -303,7 +298,11 @@ pub fn run_recipe(
     let eval_s = eval_before_s + t2.elapsed().as_secs_f64();
     for (a, b, name) in [
         ("eval-before", "eval-after", "compare"),
-        ("eval-before-sampled", "eval-after-sampled", "compare-sampled"),
+        (
+            "eval-before-sampled",
+            "eval-after-sampled",
+            "compare-sampled",
+        ),
     ] {
         let cmp = mixed_r1_eval::compare(&[out.join(a), out.join(b)])?;
         mixed_r1_eval::write_comparison(&cmp, &out.join(name))?;
@@ -369,7 +368,8 @@ pub fn table_rows(r: &RecipeReport) -> Vec<(String, usize, [Option<f64>; 4])> {
 }
 
 fn pct(v: Option<f64>) -> String {
-    v.map(|x| format!("{:.1}", 100.0 * x)).unwrap_or_else(|| "–".into())
+    v.map(|x| format!("{:.1}", 100.0 * x))
+        .unwrap_or_else(|| "–".into())
 }
 
 fn delta(a: Option<f64>, b: Option<f64>) -> String {
@@ -496,7 +496,10 @@ mod tests {
         assert!(r.train.uses_lora());
         assert_eq!(r.train.lora.rank, 16);
         let held = r.run.heldout.as_ref().unwrap();
-        assert!(held.ends_with("data/smollm2-text/heldout.jsonl"), "{held:?}");
+        assert!(
+            held.ends_with("data/smollm2-text/heldout.jsonl"),
+            "{held:?}"
+        );
         assert!(held.is_file(), "{held:?}");
         assert!(r.train.data.train.as_ref().unwrap().is_file());
         // The prompt asks for the format the reward scores.
@@ -523,10 +526,16 @@ mod tests {
         let err = Recipe::from_file(&shipped(), &[("lora.rnak".into(), toml::Value::Integer(4))])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("rnak") && err.contains("smollm2-text.toml"), "{err}");
-        let err = Recipe::from_file(&shipped(), &[("run.heldot".into(), toml::Value::Integer(4))])
-            .unwrap_err()
-            .to_string();
+        assert!(
+            err.contains("rnak") && err.contains("smollm2-text.toml"),
+            "{err}"
+        );
+        let err = Recipe::from_file(
+            &shipped(),
+            &[("run.heldot".into(), toml::Value::Integer(4))],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("heldot"), "{err}");
     }
 }
