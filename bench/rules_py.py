@@ -197,8 +197,11 @@ def to_pixels(box, frame, w, h):
     else:
         rh, rw = smart_resize(h, w)
         sx, sy = w / rw, h / rh
-    x1, x2 = sorted((box[0] * sx, box[2] * sx))
-    y1, y2 = sorted((box[1] * sy, box[3] * sy))
+    x1, x2 = box[0] * sx, box[2] * sx
+    y1, y2 = box[1] * sy, box[3] * sy
+    # DESIGN.md: an inverted box is invalid and dropped, not reordered.
+    if x2 < x1 or y2 < y1:
+        return None
     x1, x2 = min(max(x1, 0), w), min(max(x2, 0), w)
     y1, y2 = min(max(y1, 0), h), min(max(y2, 0), h)
     if x2 <= x1 or y2 <= y1:

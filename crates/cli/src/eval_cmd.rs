@@ -124,6 +124,9 @@ struct RunArgs {
     /// Prompts per generation batch.
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Where the model generates: cpu, cuda, cuda:<n> (cuda needs a --features cuda build).
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Evaluate only the first N usable samples (rerun without it to finish).
     #[arg(long)]
     limit: Option<usize>,
@@ -275,13 +278,11 @@ fn build_config(a: &RunArgs) -> Result<EvalConfig> {
 /// The model-backed responder. It arrives with the model crate: it must load `path` (naming the
 /// file that fails), apply the chat template, and generate `n` responses a prompt in batches as
 /// `mixed_r1_eval::Responder` documents (see notes/eval.md).
-fn model_responder(path: &Path, cfg: &EvalConfig) -> Result<Box<dyn Responder>> {
+fn model_responder(path: &Path, cfg: &EvalConfig, device: &str) -> Result<Box<dyn Responder>> {
     check_model_path(path)?;
-    let r = mixed_r1_eval::model_responder::ModelResponder::load(
-        path,
-        &mixed_r1_model::model::LoadOptions::default(),
-        cfg.generation.clone(),
-    )?;
+    let opts = mixed_r1_model::model::LoadOptions::default().with_device_name(device)?;
+    let r =
+        mixed_r1_eval::model_responder::ModelResponder::load(path, &opts, cfg.generation.clone())?;
     Ok(Box::new(r))
 }
 
@@ -300,7 +301,7 @@ fn eval_cmd(a: RunArgs) -> Result<()> {
     }
     let cfg = build_config(&a)?;
     let mut responder: Box<dyn Responder> = match (&a.model, &a.responses) {
-        (Some(m), None) => model_responder(m, &cfg)?,
+        (Some(m), None) => model_responder(m, &cfg, &a.device)?,
         (None, Some(r)) => {
             let g = GivenResponses::load(r)?;
             if !a.quiet {

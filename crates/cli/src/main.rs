@@ -5,6 +5,7 @@ mod data_cmd;
 mod demo_cmd;
 mod eval_cmd;
 mod lora_cmd;
+mod plan_cmd;
 mod reward_cmd;
 mod serve_cmd;
 mod train_cmd;
@@ -67,6 +68,8 @@ enum Command {
     Train(Box<train_cmd::TrainArgs>),
     /// Supervised warm start on the answer format before GRPO.
     Sft(train_cmd::SftArgs),
+    /// Memory plan of a run from the model's config.json: weights, gradients, optimizer, activations, KV cache, which GPUs fit.
+    Plan(Box<plan_cmd::PlanArgs>),
     /// LoRA adapters in PEFT's layout: merge one into its base model, or inspect it.
     Lora(lora_cmd::LoraArgs),
     /// Evaluate per task and source (generate or score given responses); compare runs; convert benchmarks.
@@ -85,6 +88,7 @@ fn main() {
         Command::Serve(args) => serve_cmd::run(args),
         Command::Eval(args) => eval_cmd::run_cmd(*args),
         Command::Lora(args) => lora_cmd::run(args),
+        Command::Plan(args) => plan_cmd::run(*args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

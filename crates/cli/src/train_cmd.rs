@@ -29,6 +29,10 @@ pub struct TrainArgs {
     /// tokenizer.json for a tiny model (`model.tokenizer`).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
+    /// Where the policy runs: cpu, cuda, cuda:<n> (`model.device`; cuda needs a --features cuda
+    /// build).
+    #[arg(long)]
+    device: Option<String>,
     /// Training data: JSONL or Parquet from `mixed-r1 data` (`data.train`).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -38,9 +42,14 @@ pub struct TrainArgs {
     /// Steps (`total_steps`).
     #[arg(long)]
     steps: Option<usize>,
-    /// Continue from the latest checkpoint in the output folder.
+    /// Continue from the latest checkpoint in the output folder. A config that differs from the
+    /// run's saved train.toml in keys that change the run (anything but total_steps, save_every,
+    /// keep_last, tensorboard, output_dir, gradient_checkpointing, model.device) is refused.
     #[arg(long)]
     resume: bool,
+    /// With --resume: accept a changed config (the differences are printed).
+    #[arg(long, requires = "resume")]
+    allow_config_change: bool,
     /// Only draw the plots of a run folder from its metrics.jsonl (reward, entropy, length
     /// curves; reward / accuracy / format per task) into RUN/plots/, e.g. for a stopped run.
     #[arg(long, value_name = "RUN")]
@@ -48,6 +57,10 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Print the run's memory plan (as `mixed-r1 plan`: weights, gradients, optimizer,
+    /// activations, KV cache, which GPU sizes fit) and exit without training.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// Parses `KEY=VALUE` as a TOML value (falling back to a string) and sets it in `doc`.
@@ -74,7 +87,15 @@ pub(crate) fn set_key(doc: &mut toml::Table, kv: &str) -> Result<()> {
 
 /// The config file (paths relative to it), `--set` overrides and the named flags, validated.
 pub fn load_config(a: &TrainArgs) -> Result<TrainConfig> {
-    let mut doc: toml::Table = match &a.config {
+    let cfg = build_config(a)?;
+    cfg.validate_for_training()?;
+    Ok(cfg)
+}
+
+/// A config file (relative paths resolved against its folder) with `--set` overrides applied,
+/// not yet validated (`mixed-r1 plan` needs no training set).
+pub(crate) fn config_with_overrides(config: Option<&Path>, set: &[String]) -> Result<TrainConfig> {
+    let mut doc: toml::Table = match config {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read {}", p.display()))?;
@@ -82,21 +103,26 @@ pub fn load_config(a: &TrainArgs) -> Result<TrainConfig> {
         }
         None => toml::Table::new(),
     };
-    for kv in &a.set {
+    for kv in set {
         set_key(&mut doc, kv)?;
     }
     let mut cfg: TrainConfig = toml::Value::Table(doc).try_into().map_err(|e| {
         anyhow::anyhow!(
             "{}: {e}",
-            a.config
-                .as_deref()
+            config
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "config".into())
         )
     })?;
-    if let Some(dir) = a.config.as_deref().and_then(Path::parent) {
+    if let Some(dir) = config.and_then(Path::parent) {
         cfg.resolve_paths(dir);
     }
+    Ok(cfg)
+}
+
+/// [`config_with_overrides`] plus the named flags (`--model`, `--data`, ...), not validated.
+fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
+    let mut cfg = config_with_overrides(a.config.as_deref(), &a.set)?;
     if let Some(m) = &a.model {
         cfg.model.path = Some(m.clone());
         cfg.model.tiny = None;
@@ -108,6 +134,9 @@ pub fn load_config(a: &TrainArgs) -> Result<TrainConfig> {
     if let Some(t) = &a.tokenizer {
         cfg.model.tokenizer = Some(t.clone());
     }
+    if let Some(d) = &a.device {
+        cfg.model.device = d.clone();
+    }
     if let Some(d) = &a.data {
         cfg.data.train = Some(d.clone());
     }
@@ -117,18 +146,13 @@ pub fn load_config(a: &TrainArgs) -> Result<TrainConfig> {
     if let Some(s) = a.steps {
         cfg.total_steps = s;
     }
-    cfg.validate_for_training()?;
     Ok(cfg)
 }
 
 pub fn load_options(cfg: &TrainConfig) -> Result<LoadOptions> {
-    if cfg.model.device != "cpu" {
-        bail!(
-            "device `{}`: this build runs on the CPU (build with --features cuda for GPUs)",
-            cfg.model.device
-        );
-    }
-    Ok(LoadOptions::default().with_dtype_name(&cfg.model.dtype)?)
+    Ok(LoadOptions::default()
+        .with_dtype_name(&cfg.model.dtype)?
+        .with_device_name(&cfg.model.device)?)
 }
 
 /// The policy a config names: a folder / GGUF, or a tiny model built from scratch.
@@ -208,6 +232,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if let Some(run) = &a.plot {
         return plot_run(run);
     }
+    if a.dry_run {
+        let cfg = build_config(&a)?;
+        cfg.validate()?;
+        return crate::plan_cmd::print_plan(&cfg, &crate::plan_cmd::PlanOptions::default());
+    }
     let cfg = load_config(&a)?;
     let data = cfg
         .data
@@ -218,7 +247,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
     // The policy is asked for the format the reward scores.
     let template = PromptTemplate::for_format(cfg.reward.format.mode);
     let mut trainer = if a.resume {
-        Trainer::resume(cfg.clone(), samples, template, &load_options(&cfg)?)?
+        Trainer::resume_with(
+            cfg.clone(),
+            samples,
+            template,
+            &load_options(&cfg)?,
+            a.allow_config_change,
+        )?
     } else {
         Trainer::new(cfg.clone(), load_policy(&cfg)?, samples, template)?
     };
@@ -257,6 +292,9 @@ pub struct SftArgs {
     /// tokenizer.json for a tiny model.
     #[arg(long)]
     tokenizer: Option<PathBuf>,
+    /// Where to train: cpu, cuda, cuda:<n> (cuda needs a --features cuda build).
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Training data (JSONL / Parquet from `mixed-r1 data`).
     #[arg(long)]
     data: PathBuf,
@@ -280,6 +318,7 @@ pub fn run_sft(a: SftArgs) -> Result<()> {
     cfg.model.path = a.model.clone();
     cfg.model.tiny = a.tiny.clone();
     cfg.model.tokenizer = a.tokenizer.clone();
+    cfg.model.device = a.device.clone();
     cfg.seed = a.seed;
     let model = load_policy(&cfg)?;
     let samples = load_samples(&a.data, a.quiet)?;

@@ -35,12 +35,24 @@ fn ok(out: &std::process::Output) -> String {
 /// The demo's whole pipeline, shrunk: synth, tiny model, SFT, eval, GRPO, eval, table.
 #[test]
 fn demo_runs_end_to_end_in_miniature() {
+    demo_in_miniature("tiny-qwen2.5-vl");
+}
+
+/// The same with the paper's second family, InternVL (its images tiled, its boxes in rel1000).
+#[test]
+fn demo_runs_tiny_internvl() {
+    demo_in_miniature("tiny-internvl");
+}
+
+fn demo_in_miniature(tiny: &str) {
     let dir = tempfile::tempdir().unwrap();
     let out = bin()
         .current_dir(root())
         .args([
             "demo",
             "--quiet",
+            "--tiny",
+            tiny,
             "--samples",
             "60",
             "--heldout-per-task",
@@ -54,8 +66,8 @@ fn demo_runs_end_to_end_in_miniature() {
         .unwrap();
     let stdout = ok(&out);
     assert!(
-        stdout.contains("| all |"),
-        "no before/after table:\n{stdout}"
+        stdout.contains("| all |") && stdout.contains(tiny),
+        "no before/after table for {tiny}:\n{stdout}"
     );
     for f in [
         "train.jsonl",
@@ -106,7 +118,7 @@ fn sft_then_train_from_flags_and_resume() {
         .unwrap());
     assert!(stdout.contains("model saved"), "{stdout}");
     let run = dir.path().join("run");
-    let train = |steps: &str, resume: bool| {
+    let command = |steps: &str, resume: bool| {
         let mut c = bin();
         c.args(["train", "--quiet", "--steps", steps, "--model"])
             .arg(&sft_dir)
@@ -120,9 +132,19 @@ fn sft_then_train_from_flags_and_resume() {
         if resume {
             c.arg("--resume");
         }
-        ok(&c.output().unwrap())
+        c
     };
+    let train = |steps: &str, resume: bool| ok(&command(steps, resume).output().unwrap());
     train("1", false);
+    // A resume that would change the run (here the learning rate) is refused, naming the key.
+    let refused = command("2", true)
+        .args(["--set", "lr=0.5"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{err}");
+    assert!(err.contains("lr: ") && err.contains("-> 0.5"), "{err}");
+    assert!(err.contains("--allow-config-change"), "{err}");
     train("2", true);
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 2, "{metrics}");

@@ -491,6 +491,11 @@ fn shape_box_thresholds_against_the_background() {
 fn easy_vqa_real_dataset() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/assets/easy-vqa");
     if !root.join("train/questions.json").is_file() {
+        // CI fetches every asset first, so there a missing one is a failure, not a skip.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "easy-vqa missing under CI=true (scripts/fetch-assets.sh easy-vqa)"
+        );
         eprintln!("easy-vqa not fetched (scripts/fetch-assets.sh easy-vqa): skipped");
         return;
     }

@@ -10,12 +10,32 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, Result};
+use mixed_r1_model::config::Arch;
 use mixed_r1_model::generate::{generate, Prompt, SamplingConfig};
 use mixed_r1_model::model::{LoadOptions, Model};
+use mixed_r1_reward::iou::Frame;
+use mixed_r1_reward::RewardConfig;
 
 use crate::config::GenerationSettings;
 use crate::responder::{EvalPrompt, Responder, Response};
 use crate::util::response_seed;
+
+/// The frame a model family writes boxes in when not told otherwise: InternVL answers in
+/// 0..1000 relative coordinates; `None` (the gold's frame) for the others.
+pub fn model_box_frame(arch: Arch) -> Option<Frame> {
+    match arch {
+        Arch::InternVl => Some(Frame::Rel1000),
+        Arch::Qwen25Vl | Arch::Qwen2 | Arch::Llama => None,
+    }
+}
+
+/// Sets the IoU reward's predicted-box frame to the model's ([`model_box_frame`]) unless the
+/// config names one.
+pub fn follow_model_frame(reward: &mut RewardConfig, arch: Arch) {
+    if reward.iou.pred_frame.is_none() {
+        reward.iou.pred_frame = model_box_frame(arch);
+    }
+}
 
 pub struct ModelResponder {
     model: Model,
@@ -58,7 +78,7 @@ impl ModelResponder {
     }
 
     fn prompt(&self, p: &EvalPrompt) -> Result<Prompt> {
-        let images = if self.model.config.vision.is_some() {
+        let images = if self.model.config.takes_images() {
             p.images
                 .iter()
                 .map(|f| {
@@ -111,6 +131,10 @@ impl Responder for ModelResponder {
         parts.join("|")
     }
 
+    fn box_frame(&self) -> Option<Frame> {
+        model_box_frame(self.model.config.arch)
+    }
+
     fn respond(&mut self, batch: &[EvalPrompt], n: usize) -> Result<Vec<Vec<Response>>> {
         let mut prompts = Vec::with_capacity(batch.len() * n);
         for p in batch {
@@ -131,6 +155,7 @@ impl Responder for ModelResponder {
             seed: 0,
             stop_token_ids: Vec::new(),
             ignore_eos: false,
+            banned_token_ids: self.model.vision_token_ids(),
         };
         let gens = generate(&self.model, &prompts, &cfg)?;
         Ok(gens

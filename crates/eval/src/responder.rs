@@ -70,6 +70,12 @@ pub trait Responder {
 
     /// Answers a batch of prompts, `n` responses each.
     fn respond(&mut self, batch: &[EvalPrompt], n: usize) -> Result<Vec<Vec<Response>>>;
+
+    /// The frame this responder's model writes boxes in, used for predicted boxes when neither
+    /// the sample nor the reward config names one (InternVL: `rel1000`). `None`: the gold's.
+    fn box_frame(&self) -> Option<mixed_r1_reward::iou::Frame> {
+        None
+    }
 }
 
 /// A line of a responses file that could not be read.

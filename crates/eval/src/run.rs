@@ -233,7 +233,11 @@ fn progress_bar(len: usize, show: bool) -> indicatif::ProgressBar {
 pub fn run(cfg: &EvalConfig, opts: &RunOptions, responder: &mut dyn Responder) -> Result<Results> {
     let started = Instant::now();
     cfg.validate()?;
-    let cfg = cfg.resolved();
+    let mut cfg = cfg.resolved();
+    // Predicted boxes default to the frame the model writes (the prompt names it too).
+    if cfg.reward.iou.pred_frame.is_none() {
+        cfg.reward.iou.pred_frame = responder.box_frame();
+    }
     let template = cfg.prompt_template();
     if opts.data.is_empty() {
         bail!("no data: give at least one --data file");

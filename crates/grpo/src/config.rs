@@ -29,6 +29,7 @@
 //! taken relative to the file's folder (so a config works from any working directory);
 //! `output_dir` is relative to the working directory, like every trainer's.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mixed_r1_reward::config::RewardConfig;
@@ -49,7 +50,10 @@ pub struct ModelSection {
     pub tiny: Option<String>,
     /// A tokenizer.json when the model folder has none (e.g. `tiny` or GGUF).
     pub tokenizer: Option<PathBuf>,
-    /// `f32`, `bf16` or `f16` (CPU training wants f32).
+    /// `f32`, `bf16` or `f16`. In half precision the forward (rollouts and training) runs on
+    /// half-precision weights and activations while the optimizer steps f32 master copies of
+    /// the trainable weights; log-probs and the loss are taken in f32; checkpoints hold the f32
+    /// masters (`torch_dtype = "float32"`). On a CPU, f32 is faster.
     pub dtype: String,
     /// `cpu` or `cuda` / `cuda:<n>`.
     pub device: String,
@@ -172,6 +176,9 @@ pub struct TrainConfig {
     pub unbiased_std: bool,
     /// `gdpo`: whiten the summed advantages over the batch.
     pub gdpo_batch_norm: bool,
+    /// `gdpo`: weights of the reward components in the sum, `[format, accuracy]` (the
+    /// trainer's order); empty = all 1.
+    pub gdpo_component_weights: Vec<f64>,
 
     // ---- policy loss
     /// A name in the policy-loss registry: vanilla, gspo.
@@ -206,6 +213,9 @@ pub struct TrainConfig {
     pub min_lr_ratio: f64,
     pub warmup_steps: usize,
     pub weight_decay: f64,
+    /// Parameters without weight decay: `"1d"` = every tensor of rank < 2 (biases, norm gains),
+    /// any other entry a substring of the parameter name. `[]` decays everything.
+    pub weight_decay_exclude: Vec<String>,
     pub adam_beta1: f64,
     pub adam_beta2: f64,
     pub adam_eps: f64,
@@ -213,6 +223,10 @@ pub struct TrainConfig {
     pub max_grad_norm: f64,
     /// Train only the language model (the vision tower stays as loaded).
     pub freeze_vision: bool,
+    /// Gradient (activation) checkpointing of the decoder layers, as TRL's / transformers'
+    /// `gradient_checkpointing`: the training forward keeps only each layer's input and
+    /// backward recomputes the layer; less memory, about one more forward of time.
+    pub gradient_checkpointing: bool,
 
     pub model: ModelSection,
     pub data: DataSection,
@@ -241,6 +255,7 @@ impl Default for TrainConfig {
             std_eps: 1e-6,
             unbiased_std: true,
             gdpo_batch_norm: true,
+            gdpo_component_weights: Vec::new(),
             loss: "vanilla".into(),
             aggregation: Aggregation::TokenMean,
             eps_low: 0.2,
@@ -258,11 +273,13 @@ impl Default for TrainConfig {
             min_lr_ratio: 0.1,
             warmup_steps: 10,
             weight_decay: 0.01,
+            weight_decay_exclude: crate::optim::default_no_decay(),
             adam_beta1: 0.9,
             adam_beta2: 0.999,
             adam_eps: 1e-8,
             max_grad_norm: 1.0,
             freeze_vision: true,
+            gradient_checkpointing: false,
             model: ModelSection::default(),
             data: DataSection::default(),
             lora: LoraSection::default(),
@@ -323,6 +340,51 @@ impl TrainConfig {
         toml::to_string_pretty(self).map_err(|e| GrpoError::Config(e.to_string()))
     }
 
+    /// Keys a resumed run may change freely: how long it runs and where it logs, and memory
+    /// / placement settings that leave the maths alone. Every other key changes the run.
+    pub const RESUME_FREE_KEYS: &'static [&'static str] = &[
+        "total_steps",
+        "save_every",
+        "keep_last",
+        "tensorboard",
+        "output_dir",
+        "gradient_checkpointing",
+        "model.device",
+    ];
+
+    /// The differences between a run's saved config (`saved`, as its `train.toml` holds it)
+    /// and this one that would change the resumed run, one `key: saved -> new` line each
+    /// (empty when resuming is safe). Input paths count as equal when they name the same file.
+    pub fn resume_changes(&self, saved: &TrainConfig) -> Result<Vec<String>> {
+        let flat = |c: &TrainConfig| -> Result<BTreeMap<String, toml::Value>> {
+            let table = toml::Table::try_from(c).map_err(|e| GrpoError::Config(e.to_string()))?;
+            let mut out = BTreeMap::new();
+            flatten_toml("", &toml::Value::Table(table), &mut out);
+            Ok(out)
+        };
+        let (old, new) = (flat(saved)?, flat(self)?);
+        let same_file = |a: &toml::Value, b: &toml::Value| match (a.as_str(), b.as_str()) {
+            (Some(a), Some(b)) => {
+                match (Path::new(a).canonicalize(), Path::new(b).canonicalize()) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        let show = |v: Option<&toml::Value>| v.map_or("(unset)".to_string(), |v| v.to_string());
+        Ok(keys
+            .into_iter()
+            .filter(|k| !Self::RESUME_FREE_KEYS.contains(&k.as_str()))
+            .filter(|k| match (old.get(*k), new.get(*k)) {
+                (Some(a), Some(b)) => a != b && !same_file(a, b),
+                (a, b) => a != b,
+            })
+            .map(|k| format!("{k}: {} -> {}", show(old.get(k)), show(new.get(k))))
+            .collect())
+    }
+
     /// Rejects values no run can work with; the error names the key.
     pub fn validate(&self) -> Result<()> {
         let positive = [
@@ -352,6 +414,22 @@ impl TrainConfig {
         }
         adv.get(&self.adv_estimator)
             .map_err(|e| err("adv_estimator", e))?;
+        let w = &self.gdpo_component_weights;
+        if !w.is_empty() && w.len() != 2 {
+            return Err(err(
+                "gdpo_component_weights",
+                format!(
+                    "{} weights for 2 reward components [format, accuracy]",
+                    w.len()
+                ),
+            ));
+        }
+        if w.iter().any(|x| !x.is_finite() || *x < 0.0) {
+            return Err(err(
+                "gdpo_component_weights",
+                "weights must be finite and >= 0",
+            ));
+        }
         PolicyLossRegistry::builtin()
             .get(&self.loss)
             .map_err(|e| err("loss", e))?;
@@ -486,7 +564,8 @@ impl TrainConfig {
             eps: self.std_eps,
             unbiased_std: self.unbiased_std,
             gdpo_batch_norm: self.gdpo_batch_norm,
-            component_weights: None,
+            component_weights: (!self.gdpo_component_weights.is_empty())
+                .then(|| self.gdpo_component_weights.clone()),
         }
     }
 
@@ -509,6 +588,7 @@ impl TrainConfig {
             beta2: self.adam_beta2,
             eps: self.adam_eps,
             weight_decay: self.weight_decay,
+            no_decay: self.weight_decay_exclude.clone(),
         }
     }
 
@@ -526,5 +606,24 @@ impl TrainConfig {
     /// True when the reference model is needed (KL term on).
     pub fn needs_reference(&self) -> bool {
         self.beta > 0.0
+    }
+}
+
+/// `table.key.sub = v` → `"key.sub" -> v`, arrays kept whole.
+fn flatten_toml(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, toml::Value>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten_toml(&key, v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.clone());
+        }
     }
 }

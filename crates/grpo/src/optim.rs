@@ -122,9 +122,9 @@ pub fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Res
     Ok(norm)
 }
 
-/// Sums the gradients of `vars` over micro-batches. A `GradStore` from `backward()` also holds
-/// gradients of every intermediate activation; keeping only the vars' gradients here frees those
-/// as soon as each micro-batch is folded in.
+/// Sums the gradients of `vars` over micro-batches (half-precision ones in f32). A `GradStore`
+/// from `backward()` also holds gradients of every intermediate activation; keeping only the
+/// vars' gradients here frees those as soon as each micro-batch is folded in.
 pub struct GradAccumulator {
     vars: Vec<Var>,
     sums: Vec<Option<Tensor>>,
@@ -145,7 +145,11 @@ impl GradAccumulator {
     pub fn add(&mut self, grads: GradStore) -> Result<()> {
         for (v, s) in self.vars.iter().zip(self.sums.iter_mut()) {
             if let Some(g) = grads.get(v.as_tensor()) {
-                let g = g.detach();
+                // Half-precision gradients (a bf16 forward) are summed in f32, as AMP does.
+                let g = match g.dtype() {
+                    DType::BF16 | DType::F16 => g.detach().to_dtype(DType::F32)?,
+                    _ => g.detach(),
+                };
                 *s = Some(match s.take() {
                     Some(acc) => (acc + g)?,
                     None => g,
@@ -187,6 +191,9 @@ pub struct AdamWConfig {
     pub beta2: f64,
     pub eps: f64,
     pub weight_decay: f64,
+    /// Parameters that get no weight decay (see [`excluded_from_decay`]); empty (torch's
+    /// `AdamW` default) decays everything. The trainers pass [`DEFAULT_NO_DECAY`].
+    pub no_decay: Vec<String>,
 }
 
 impl Default for AdamWConfig {
@@ -197,8 +204,30 @@ impl Default for AdamWConfig {
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: 1e-2,
+            no_decay: Vec::new(),
         }
     }
+}
+
+/// What torch users expect a trainer to leave undecayed: every tensor of rank < 2 (biases and
+/// norm gains: `"1d"`) and the embeddings (names containing `embed`).
+pub const DEFAULT_NO_DECAY: &[&str] = &["1d", "embed"];
+
+/// [`DEFAULT_NO_DECAY`] as owned strings, for configs.
+pub fn default_no_decay() -> Vec<String> {
+    DEFAULT_NO_DECAY.iter().map(|s| s.to_string()).collect()
+}
+
+/// Whether parameter `name` (shape of `t`) is excluded from weight decay by `patterns`: the
+/// pattern `"1d"` matches every tensor of rank < 2, any other pattern a substring of the name.
+pub fn excluded_from_decay(patterns: &[String], name: &str, t: &Tensor) -> bool {
+    patterns.iter().any(|p| {
+        if p == "1d" {
+            t.rank() < 2
+        } else {
+            name.contains(p.as_str())
+        }
+    })
 }
 
 struct Param {
@@ -225,11 +254,6 @@ pub struct AdamW {
     steps_taken: u64,
 }
 
-/// Parameters for which weight decay is usually disabled: biases and norm gains (rank < 2).
-pub fn is_no_decay(_name: &str, t: &Tensor) -> bool {
-    t.rank() < 2
-}
-
 impl AdamW {
     /// Named parameters (names are the checkpoint keys; they must be unique). Non-float vars are
     /// rejected rather than silently skipped.
@@ -248,13 +272,18 @@ impl AdamW {
                     "duplicate parameter name `{name}`"
                 )));
             }
+            let weight_decay = if excluded_from_decay(&cfg.no_decay, &name, var.as_tensor()) {
+                0.0
+            } else {
+                cfg.weight_decay
+            };
             out.push(Param {
                 name,
                 var,
                 m: None,
                 v: None,
                 step: 0,
-                weight_decay: cfg.weight_decay,
+                weight_decay,
             });
         }
         Ok(AdamW {
@@ -273,7 +302,7 @@ impl AdamW {
         self
     }
 
-    /// Turns weight decay off for parameters matching `pred` (e.g. [`is_no_decay`]).
+    /// Turns weight decay off for further parameters matching `pred`.
     pub fn exclude_from_weight_decay(&mut self, pred: impl Fn(&str, &Tensor) -> bool) {
         for p in &mut self.params {
             if pred(&p.name, p.var.as_tensor()) {

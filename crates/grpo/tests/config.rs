@@ -144,3 +144,55 @@ fn file_paths_resolve_against_the_file() {
     let e = TrainConfig::from_file(&path).unwrap_err().to_string();
     assert!(e.contains("train.toml") && e.contains("beta:"), "{e}");
 }
+
+/// Resuming: run length, logging and memory settings may change; anything that changes the
+/// maths (lr, the reward, LoRA, the data) is listed as `key: saved -> new`.
+#[test]
+fn resume_changes_list_only_what_changes_the_run() {
+    let saved = TrainConfig::default();
+    let mut same = saved.clone();
+    same.total_steps = 10_000;
+    same.save_every = 7;
+    same.gradient_checkpointing = true;
+    same.model.device = "cuda:0".into();
+    assert!(same.resume_changes(&saved).unwrap().is_empty());
+
+    let mut changed = same.clone();
+    changed.lr = 3e-6;
+    changed.lora.rank = 8;
+    changed.reward.format_weight = 0.25;
+    changed.data.train = Some(PathBuf::from("other.jsonl"));
+    let diff = changed.resume_changes(&saved).unwrap();
+    assert_eq!(diff.len(), 4, "{diff:?}");
+    assert!(diff.iter().any(|d| d.starts_with("lr: ")), "{diff:?}");
+    assert!(
+        diff.iter().any(|d| d.starts_with("lora.rank: 0 -> 8")),
+        "{diff:?}"
+    );
+    assert!(
+        diff.iter().any(|d| d.starts_with("reward.format_weight:")),
+        "{diff:?}"
+    );
+    assert!(
+        diff.contains(&"data.train: (unset) -> \"other.jsonl\"".to_string()),
+        "{diff:?}"
+    );
+}
+
+#[test]
+fn gdpo_component_weights_come_from_the_config() {
+    let cfg = TrainConfig::from_toml_str(
+        "adv_estimator = \"gdpo\"\ngdpo_component_weights = [0.5, 2.0]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.advantage_config().component_weights,
+        Some(vec![0.5, 2.0])
+    );
+    assert_eq!(
+        TrainConfig::default().advantage_config().component_weights,
+        None
+    );
+    let bad = TrainConfig::from_toml_str("gdpo_component_weights = [1.0]\n").unwrap_err();
+    assert!(bad.to_string().contains("gdpo_component_weights"), "{bad}");
+}

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use mixed_r1_grpo::optim::{
-    clip_grad_norm, grad_norm, AdamW, AdamWConfig, GradAccumulator, LrSchedule, ScheduleKind,
+    clip_grad_norm, default_no_decay, grad_norm, AdamW, AdamWConfig, GradAccumulator, LrSchedule,
+    ScheduleKind,
 };
 
 fn sched(kind: ScheduleKind) -> LrSchedule {
@@ -167,6 +168,7 @@ fn adamw_cfg() -> AdamWConfig {
         beta2: 0.999,
         eps: 1e-8,
         weight_decay: 0.01,
+        no_decay: Vec::new(),
     }
 }
 
@@ -333,4 +335,60 @@ fn adamw_fused_and_tensor_paths_agree() {
             assert!((*x as f64 - y).abs() < 1e-5, "step {step}: {x} vs {y}");
         }
     }
+}
+
+/// With a zero gradient AdamW's update is decay alone (θ ← θ·(1 − lr·wd)), so which parameters
+/// moved shows which were decayed: by default not biases / norm gains (rank < 2) nor embeddings.
+#[test]
+fn default_weight_decay_spares_biases_norms_and_embeddings() {
+    let d = Device::Cpu;
+    let named = [
+        ("model.layers.0.mlp.up_proj.weight", vec![2, 2]),
+        ("model.layers.0.self_attn.q_proj.bias", vec![2]),
+        ("model.layers.0.input_layernorm.weight", vec![2]),
+        ("model.embed_tokens.weight", vec![2, 2]),
+        ("model.layers.0.self_attn.q_proj.lora_A.weight", vec![1, 2]),
+    ];
+    let run = |no_decay: Vec<String>| -> Vec<f32> {
+        let vars: Vec<(String, Var)> = named
+            .iter()
+            .map(|(n, shape)| {
+                (
+                    n.to_string(),
+                    Var::ones(shape.as_slice(), DType::F32, &d).unwrap(),
+                )
+            })
+            .collect();
+        let mut opt = AdamW::new(
+            vars.clone(),
+            AdamWConfig {
+                lr: 0.1,
+                weight_decay: 0.5,
+                no_decay,
+                ..adamw_cfg()
+            },
+        )
+        .unwrap();
+        let grads: Vec<(&Var, Tensor)> = vars
+            .iter()
+            .map(|(_, v)| (v, v.as_tensor().zeros_like().unwrap()))
+            .collect();
+        opt.step(&store(&grads)).unwrap();
+        vars.iter()
+            .map(|(_, v)| {
+                v.as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()[0]
+            })
+            .collect()
+    };
+    let decayed = 1.0 - 0.1 * 0.5;
+    assert_eq!(
+        run(default_no_decay()),
+        vec![decayed, 1.0, 1.0, 1.0, decayed]
+    );
+    // `[]` is torch's AdamW: everything decays.
+    assert_eq!(run(Vec::new()), vec![decayed; 5]);
 }

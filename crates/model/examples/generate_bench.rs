@@ -29,7 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(128);
     let repeats: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(3);
     let t0 = Instant::now();
-    let model = Model::load(&gguf, &LoadOptions::default())?;
+    // MIXED_R1_BENCH_DEVICE=cuda:0 runs it on a GPU (a --features cuda build; bench/gpu/run.sh).
+    let device = std::env::var("MIXED_R1_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let model = Model::load(&gguf, &LoadOptions::default().with_device_name(&device)?)?;
     let load_s = t0.elapsed().as_secs_f64();
     let prompt = model.chat_prompt(
         &[Message::user(
@@ -40,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cfg = SamplingConfig {
         max_new_tokens: n,
         ignore_eos: true,
+        banned_token_ids: Vec::new(),
         ..SamplingConfig::greedy(n)
     };
     let mut results = serde_json::Map::new();

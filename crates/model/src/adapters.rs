@@ -155,6 +155,11 @@ impl Model {
                     name: ours.clone(),
                     msg: "missing".into(),
                 })?;
+                // In mixed precision the adapter's f32 master is what trains: save that.
+                let v = self
+                    .master_weights()
+                    .and_then(|m| m.get(&ours))
+                    .unwrap_or(v);
                 tensors.push((
                     format!("{key}.{theirs}.weight"),
                     v.as_tensor().to_device(&Device::Cpu)?,

@@ -19,6 +19,9 @@ pub enum Arch {
     Llama,
     /// `Qwen2_5_VLForConditionalGeneration`.
     Qwen25Vl,
+    /// `InternVLForConditionalGeneration` (InternVL3 / InternVL2.5 in the Hugging Face layout,
+    /// with a Qwen2 language model); the vision settings are read by [`crate::internvl`].
+    InternVl,
 }
 
 impl Arch {
@@ -27,6 +30,7 @@ impl Arch {
             Arch::Qwen2 => "Qwen2ForCausalLM",
             Arch::Llama => "LlamaForCausalLM",
             Arch::Qwen25Vl => "Qwen2_5_VLForConditionalGeneration",
+            Arch::InternVl => "InternVLForConditionalGeneration",
         }
     }
     pub fn model_type(self) -> &'static str {
@@ -34,6 +38,7 @@ impl Arch {
             Arch::Qwen2 => "qwen2",
             Arch::Llama => "llama",
             Arch::Qwen25Vl => "qwen2_5_vl",
+            Arch::InternVl => "internvl",
         }
     }
 }
@@ -122,6 +127,11 @@ fn ids(v: Option<&Value>) -> Vec<u32> {
 }
 
 impl ModelConfig {
+    /// Whether the model takes images (a Qwen2.5-VL vision tower or InternVL's).
+    pub fn takes_images(&self) -> bool {
+        self.vision.is_some() || self.arch == Arch::InternVl
+    }
+
     pub fn from_file(path: &Path) -> Result<ModelConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
         let value: Value = serde_json::from_str(&text)
@@ -144,12 +154,14 @@ impl ModelConfig {
             "Qwen2ForCausalLM" | "qwen2" => Arch::Qwen2,
             "LlamaForCausalLM" | "llama" => Arch::Llama,
             "Qwen2_5_VLForConditionalGeneration" | "qwen2_5_vl" => Arch::Qwen25Vl,
+            "InternVLForConditionalGeneration" | "internvl" => Arch::InternVl,
             other => {
                 return Err(ModelError::format(
                     path,
                     format!(
                         "architecture `{other}` is not supported (Qwen2ForCausalLM, \
-                         LlamaForCausalLM, Qwen2_5_VLForConditionalGeneration are)"
+                         LlamaForCausalLM, Qwen2_5_VLForConditionalGeneration, \
+                         InternVLForConditionalGeneration are)"
                     ),
                 ))
             }
@@ -159,6 +171,20 @@ impl ModelConfig {
             .get("text_config")
             .and_then(Value::as_object)
             .unwrap_or(&empty);
+        if arch == Arch::InternVl {
+            let text_type = text_section
+                .get("model_type")
+                .and_then(Value::as_str)
+                .unwrap_or("qwen2");
+            if text_type != "qwen2" {
+                return Err(ModelError::format(
+                    path,
+                    format!(
+                        "InternVL with a `{text_type}` language model is not supported (qwen2 is)"
+                    ),
+                ));
+            }
+        }
         let sections = [text_section, top];
         let rope_params: Vec<&Map<String, Value>> = ["rope_parameters", "rope_scaling"]
             .iter()
@@ -195,7 +221,7 @@ impl ModelConfig {
         let head_dim =
             opt_usize(&sections, "head_dim").unwrap_or(hidden_size / num_attention_heads.max(1));
         let qkv_bias = match arch {
-            Arch::Qwen2 | Arch::Qwen25Vl => true,
+            Arch::Qwen2 | Arch::Qwen25Vl | Arch::InternVl => true,
             Arch::Llama => get(&sections, "attention_bias")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
@@ -230,7 +256,8 @@ impl ModelConfig {
                 .get("tie_word_embeddings")
                 .or_else(|| text_section.get("tie_word_embeddings"))
                 .and_then(Value::as_bool)
-                .unwrap_or(false),
+                // InternVLConfig ties by default, and transformers leaves defaults out on save.
+                .unwrap_or(arch == Arch::InternVl),
             qkv_bias,
             mrope_section: if arch == Arch::Qwen25Vl {
                 mrope_section
@@ -271,12 +298,20 @@ impl ModelConfig {
         } else {
             None
         };
+        if arch == Arch::InternVl {
+            // Checked here so a bad vision section is reported when the config is read.
+            crate::internvl::InternVlConfig::from_json(value, path)?;
+        }
         let tok = |k: &str| get(&sections, k).and_then(Value::as_u64).map(|x| x as u32);
         Ok(ModelConfig {
             arch,
             text,
             vision,
-            image_token_id: tok("image_token_id"),
+            image_token_id: tok("image_token_id").or(if arch == Arch::InternVl {
+                Some(crate::internvl::DEFAULT_IMAGE_TOKEN_ID)
+            } else {
+                None
+            }),
             video_token_id: tok("video_token_id"),
             vision_start_token_id: tok("vision_start_token_id"),
             vision_end_token_id: tok("vision_end_token_id"),
@@ -320,6 +355,18 @@ impl ModelConfig {
             };
         }
         match self.arch {
+            Arch::InternVl => {
+                // Only reached for a config built in code without its JSON: the vision section
+                // lives in `raw` (see `crate::internvl`), so only the text part can be written.
+                text["model_type"] = json!("qwen2");
+                json!({
+                    "architectures": [self.arch.hf_name()],
+                    "model_type": "internvl",
+                    "text_config": text,
+                    "image_token_id": self.image_token_id,
+                    "tie_word_embeddings": t.tie_word_embeddings,
+                })
+            }
             Arch::Qwen2 | Arch::Llama => {
                 text["architectures"] = json!([self.arch.hf_name()]);
                 text["model_type"] = json!(self.arch.model_type());

@@ -4,8 +4,22 @@
 //! `mrope_section`: each third of the rotary frequencies follows its own position row), RMSNorm,
 //! SwiGLU, optional q/k/v bias, tied or untied head. The attention never copies K/V per query
 //! head: queries are grouped under their KV head instead, which is the same arithmetic.
+//!
+//! Gradient checkpointing (`set_gradient_checkpointing`): candle has no
+//! `torch.utils.checkpoint`, so the training forward runs the layers without keeping their
+//! graphs (each layer's output is detached; only the layer inputs are kept) and joins the
+//! result to the graph with a custom op ([`Checkpointed`]) whose backward walks the layers in
+//! reverse: it recomputes layer `i` from its saved input (made a `Var`), backpropagates the
+//! incoming gradient through it (`(out_i * grad_i).sum()`), keeps the gradients of the layer's
+//! weights and hands the input's gradient to layer `i - 1`. The op's own backward can only
+//! return a gradient for its inputs, so the weights' gradients go to a side store that
+//! [`crate::model::Model::backward`] merges into the `GradStore`. Peak memory holds one
+//! layer's activations instead of all of them; each layer's forward runs twice.
 
-use candle_core::{DType, Device, Tensor};
+use std::sync::{Arc, Mutex};
+
+use candle_core::backprop::GradStore;
+use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor, Var};
 
 use crate::config::TextConfig;
 use crate::error::Result;
@@ -13,6 +27,7 @@ use crate::lora::{LoraRuntime, Proj};
 use crate::ops;
 use crate::params::{Init, Params};
 
+#[derive(Clone)]
 struct Layer {
     input_norm: Tensor,
     post_norm: Tensor,
@@ -28,10 +43,16 @@ struct Layer {
 pub struct Decoder {
     cfg: TextConfig,
     embed: Tensor,
-    layers: Vec<Layer>,
+    layers: Arc<Vec<Layer>>,
     norm: Tensor,
     lm_head: Tensor,
     inv_freq: Vec<f32>,
+    /// Recompute the layers in backward instead of keeping their activations.
+    checkpointing: bool,
+    /// The LoRA switch and dropout stream, restored when a checkpointed layer is recomputed.
+    lora_state: Option<Arc<crate::lora::LoraState>>,
+    /// Weight gradients of checkpointed layers, filled during backward (see the module docs).
+    checkpoint_grads: Arc<Mutex<Option<GradStore>>>,
 }
 
 /// Keys and values of every layer for the tokens seen so far, in buffers `(B, kv_heads,
@@ -164,11 +185,31 @@ impl Decoder {
         Ok(Decoder {
             cfg: cfg.clone(),
             embed,
-            layers,
+            layers: Arc::new(layers),
             norm,
             lm_head,
             inv_freq: ops::inv_freq(cfg.head_dim, cfg.rope_theta),
+            checkpointing: false,
+            lora_state: lora.map(|l| l.state.clone()),
+            checkpoint_grads: Arc::new(Mutex::new(None)),
         })
+    }
+
+    pub fn set_gradient_checkpointing(&mut self, on: bool) {
+        self.checkpointing = on;
+    }
+
+    pub fn gradient_checkpointing(&self) -> bool {
+        self.checkpointing
+    }
+
+    /// The weight gradients the checkpointed layers produced in the last backward(s), taken
+    /// out of the side store.
+    pub fn take_checkpoint_grads(&self) -> Option<GradStore> {
+        self.checkpoint_grads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Every decoder weight with its shape and initialiser, for building a model from scratch.
@@ -274,67 +315,261 @@ impl Decoder {
             }
         }
         let reserve = cache.as_ref().map_or(0, |c| c.capacity);
+        if grad && cache.is_none() && self.checkpointing && !self.layers.is_empty() {
+            let h = self.checkpointed_layers(x, &cos, &sin, &mask)?;
+            return Ok(ops::rms_norm(&h, &self.norm, self.cfg.rms_norm_eps, grad)?);
+        }
         let mut h = x.clone();
         for (li, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| (&mut c.layers[li], reserve));
-            let normed = ops::rms_norm(&h, &layer.input_norm, self.cfg.rms_norm_eps, grad)?;
-            let attn = self.attention(layer, &normed, &cos, &sin, &mask, slot, b, t, grad)?;
-            h = (h + attn)?;
-            let normed = ops::rms_norm(&h, &layer.post_norm, self.cfg.rms_norm_eps, grad)?;
-            let g = layer.gate.forward(&normed, grad)?.silu()?;
-            let u = layer.up.forward(&normed, grad)?;
-            let mlp = layer.down.forward(&(g * u)?, grad)?;
-            h = (h + mlp)?;
+            h = layer_forward(&self.cfg, layer, &h, &cos, &sin, &mask, slot, b, t, grad)?;
         }
         Ok(ops::rms_norm(&h, &self.norm, self.cfg.rms_norm_eps, grad)?)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn attention(
+    /// The layers of a training forward under gradient checkpointing (see the module docs).
+    fn checkpointed_layers(
         &self,
-        layer: &Layer,
         x: &Tensor,
         cos: &Tensor,
         sin: &Tensor,
         mask: &Tensor,
-        slot: Option<(&mut Option<LayerCache>, usize)>,
-        b: usize,
-        t: usize,
-        grad: bool,
     ) -> Result<Tensor> {
-        let (nh, nkv, hd) = (
-            self.cfg.num_attention_heads,
-            self.cfg.num_key_value_heads,
-            self.cfg.head_dim,
-        );
-        let rep = nh / nkv;
-        let heads = |y: Tensor, n: usize| -> Result<Tensor> {
-            Ok(y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()?)
+        let (b, t, _) = x.dims3()?;
+        let n = self.layers.len();
+        let mut inputs = Vec::with_capacity(n);
+        let mut states = Vec::with_capacity(n);
+        let mut h = x.detach();
+        for layer in self.layers.iter() {
+            inputs.push(h.clone());
+            states.push(self.lora_state.as_ref().map(|s| s.snapshot()));
+            // The same differentiable ops as the plain path (so the recompute gives the same
+            // numbers); detaching the output drops this layer's graph and activations.
+            h = layer_forward(&self.cfg, layer, &h, cos, sin, mask, None, b, t, true)?.detach();
+        }
+        // The op joins `x`'s graph only if `x` is tracked; a frozen embedding (LoRA) gives an
+        // untracked `x`, which a fresh leaf stands in for so backward still reaches the layers.
+        let x = if x.track_op() {
+            x.clone()
+        } else {
+            Var::from_tensor(&x.detach())?.as_tensor().clone()
         };
-        let q = heads(layer.q.forward(x, grad)?, nh)?;
-        let k = heads(layer.k.forward(x, grad)?, nkv)?;
-        let v = heads(layer.v.forward(x, grad)?, nkv)?;
-        let q = ops::apply_rotary(&q, cos, sin)?;
-        let k = ops::apply_rotary(&k, cos, sin)?;
-        let (k, v) = match slot {
-            Some((slot, reserve)) => LayerCache::append(slot, &k, &v, reserve)?,
-            None => (k, v),
+        let op = Checkpointed {
+            cfg: self.cfg.clone(),
+            layers: self.layers.clone(),
+            inputs,
+            states,
+            lora_state: self.lora_state.clone(),
+            cos: cos.clone(),
+            sin: sin.clone(),
+            mask: mask.clone(),
+            grads: self.checkpoint_grads.clone(),
         };
-        let s = k.dim(2)?;
-        // Query heads h = kv * rep + r share KV head kv: group them as rows of one matmul.
-        let q = q.reshape((b, nkv, rep * t, hd))?;
-        let scale = 1.0 / (hd as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.reshape((b, nkv, rep, t, s))?;
-        let scores = scores.broadcast_add(mask)?;
-        let probs = ops::softmax_last(&scores, grad)?.reshape((b, nkv, rep * t, s))?;
-        let out = probs.matmul(&v)?; // (B, nkv, rep*T, hd)
-        let out = out
-            .reshape((b, nh, t, hd))?
-            .transpose(1, 2)?
-            .reshape((b, t, nh * hd))?;
-        layer.o.forward(&out, grad)
+        Ok(x.apply_op2(&h, op)?)
+    }
+}
+
+/// One decoder layer: attention and SwiGLU MLP, each with its pre-norm and residual.
+#[allow(clippy::too_many_arguments)]
+fn layer_forward(
+    cfg: &TextConfig,
+    layer: &Layer,
+    h: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    mask: &Tensor,
+    slot: Option<(&mut Option<LayerCache>, usize)>,
+    b: usize,
+    t: usize,
+    grad: bool,
+) -> Result<Tensor> {
+    let normed = ops::rms_norm(h, &layer.input_norm, cfg.rms_norm_eps, grad)?;
+    let attn = attention(cfg, layer, &normed, cos, sin, mask, slot, b, t, grad)?;
+    let h = (h + attn)?;
+    let normed = ops::rms_norm(&h, &layer.post_norm, cfg.rms_norm_eps, grad)?;
+    let g = layer.gate.forward(&normed, grad)?.silu()?;
+    let u = layer.up.forward(&normed, grad)?;
+    let mlp = layer.down.forward(&(g * u)?, grad)?;
+    Ok((h + mlp)?)
+}
+
+impl Layer {
+    /// The layer's weights that take a gradient (variables), adapters included.
+    fn variables(&self) -> Vec<&Tensor> {
+        let mut out = vec![&self.input_norm, &self.post_norm];
+        for p in [
+            &self.q, &self.k, &self.v, &self.o, &self.gate, &self.up, &self.down,
+        ] {
+            out.push(&p.w);
+            out.extend(p.b.as_ref());
+            if let Some(a) = &p.lora {
+                out.extend(a.tensors());
+            }
+        }
+        out.retain(|t| t.is_variable());
+        out
+    }
+}
+
+/// The checkpointed segment of the decoder as one op: `arg1` is the layers' input (the
+/// embeddings), `arg2` their output computed without a graph; forward returns `arg2`, backward
+/// recomputes the layers (see the module docs).
+struct Checkpointed {
+    cfg: TextConfig,
+    layers: Arc<Vec<Layer>>,
+    /// Input of every layer, detached.
+    inputs: Vec<Tensor>,
+    /// The LoRA state before every layer's forward.
+    states: Vec<Option<(bool, u64, u64)>>,
+    lora_state: Option<Arc<crate::lora::LoraState>>,
+    cos: Tensor,
+    sin: Tensor,
+    mask: Tensor,
+    grads: Arc<Mutex<Option<GradStore>>>,
+}
+
+impl CustomOp2 for Checkpointed {
+    fn name(&self) -> &'static str {
+        "checkpointed-decoder-layers"
     }
 
+    fn cpu_fwd(
+        &self,
+        _s1: &CpuStorage,
+        _l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let Some((a, z)) = l2.contiguous_offsets() else {
+            candle_core::bail!("checkpointed layers: the output is not contiguous");
+        };
+        let out = match s2 {
+            CpuStorage::F32(v) => CpuStorage::F32(v[a..z].to_vec()),
+            CpuStorage::BF16(v) => CpuStorage::BF16(v[a..z].to_vec()),
+            CpuStorage::F16(v) => CpuStorage::F16(v[a..z].to_vec()),
+            CpuStorage::F64(v) => CpuStorage::F64(v[a..z].to_vec()),
+            _ => candle_core::bail!("checkpointed layers: a float output is expected"),
+        };
+        Ok((out, l2.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _s1: &candle_core::CudaStorage,
+        _l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::backend::BackendStorage;
+        // The output is a fresh residual sum: contiguous from offset 0, so a clone is a copy.
+        if !l2.is_contiguous() || l2.start_offset() != 0 {
+            candle_core::bail!("checkpointed layers: the output is not a fresh contiguous tensor");
+        }
+        Ok((s2.try_clone(l2)?, l2.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _arg1: &Tensor,
+        _arg2: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let before = self.lora_state.as_ref().map(|s| s.snapshot());
+        let result = self.recompute(grad_res);
+        if let (Some(s), Some(b)) = (&self.lora_state, before) {
+            s.restore(b);
+        }
+        let (g, store) = result.map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let mut slot = self.grads.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_mut() {
+            Some(acc) => acc.extend(store)?,
+            None => *slot = Some(store),
+        }
+        Ok((Some(g), None))
+    }
+}
+
+impl Checkpointed {
+    /// Walks the layers in reverse: returns the gradient of the first layer's input and the
+    /// weights' gradients.
+    fn recompute(&self, grad_out: &Tensor) -> Result<(Tensor, GradStore)> {
+        let mut store = GradStore::default();
+        let mut g = grad_out.clone();
+        for (i, layer) in self.layers.iter().enumerate().rev() {
+            if let (Some(s), Some(snap)) = (&self.lora_state, self.states[i]) {
+                s.restore(snap);
+            }
+            let input = Var::from_tensor(&self.inputs[i])?;
+            let x = input.as_tensor();
+            let (b, t, _) = x.dims3()?;
+            let y = layer_forward(
+                &self.cfg, layer, x, &self.cos, &self.sin, &self.mask, None, b, t, true,
+            )?;
+            // d/dy of sum(y * g) is g: backward of this scalar is backward of the layer at g.
+            let grads = (y * &g)?.sum_all()?.backward()?;
+            for w in layer.variables() {
+                if let Some(gw) = grads.get(w) {
+                    store.insert(w, gw.clone());
+                }
+            }
+            g = match grads.get(x) {
+                Some(gx) => gx.clone(),
+                None => x.zeros_like()?,
+            };
+        }
+        Ok((g, store))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    cfg: &TextConfig,
+    layer: &Layer,
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    mask: &Tensor,
+    slot: Option<(&mut Option<LayerCache>, usize)>,
+    b: usize,
+    t: usize,
+    grad: bool,
+) -> Result<Tensor> {
+    let (nh, nkv, hd) = (
+        cfg.num_attention_heads,
+        cfg.num_key_value_heads,
+        cfg.head_dim,
+    );
+    let rep = nh / nkv;
+    let heads = |y: Tensor, n: usize| -> Result<Tensor> {
+        Ok(y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()?)
+    };
+    let q = heads(layer.q.forward(x, grad)?, nh)?;
+    let k = heads(layer.k.forward(x, grad)?, nkv)?;
+    let v = heads(layer.v.forward(x, grad)?, nkv)?;
+    let q = ops::apply_rotary(&q, cos, sin)?;
+    let k = ops::apply_rotary(&k, cos, sin)?;
+    let (k, v) = match slot {
+        Some((slot, reserve)) => LayerCache::append(slot, &k, &v, reserve)?,
+        None => (k, v),
+    };
+    let s = k.dim(2)?;
+    // Query heads h = kv * rep + r share KV head kv: group them as rows of one matmul.
+    let q = q.reshape((b, nkv, rep * t, hd))?;
+    let scale = 1.0 / (hd as f64).sqrt();
+    let scores = (q.matmul(&k.t()?)? * scale)?.reshape((b, nkv, rep, t, s))?;
+    let scores = scores.broadcast_add(mask)?;
+    let probs = ops::softmax_last(&scores, grad)?.reshape((b, nkv, rep * t, s))?;
+    let out = probs.matmul(&v)?; // (B, nkv, rep*T, hd)
+    let out = out
+        .reshape((b, nh, t, hd))?
+        .transpose(1, 2)?
+        .reshape((b, t, nh * hd))?;
+    layer.o.forward(&out, grad)
+}
+
+impl Decoder {
     /// Logits `(…, vocab)` from final hidden states.
     pub fn logits(&self, hidden: &Tensor, grad: bool) -> Result<Tensor> {
         lin(hidden, &self.lm_head, None, grad)
@@ -362,7 +597,13 @@ pub fn attention_mask(
 ) -> Result<Tensor> {
     let b = key_valid.len();
     let s = past + t;
-    let neg = f32::MIN;
+    // The lowest finite value of the mask's dtype: f32::MIN rounds to -inf in bf16, and a fully
+    // masked row of -inf gives a NaN softmax.
+    let neg = match dtype {
+        DType::BF16 => half::bf16::MIN.to_f32(),
+        DType::F16 => half::f16::MIN.to_f32(),
+        _ => f32::MIN,
+    };
     let mut data = vec![0f32; b * t * s];
     for (bi, valid) in key_valid.iter().enumerate() {
         for i in 0..t {

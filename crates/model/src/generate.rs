@@ -5,6 +5,15 @@
 //! top-p truncation), which is what a policy-gradient trainer compares its own log-probs with.
 //! Decoding positions continue from each row's own last position, so they equal the positions
 //! the training forward computes for the same prompt + completion.
+//!
+//! Banned tokens (`banned_token_ids`: the trainer and eval ban the image / video placeholders and
+//! vision boundaries, see [`Model::vision_token_ids`]) are never emitted. A draw that lands on
+//! one is drawn again from the row with the banned tokens removed (for plain sampling, the
+//! distribution conditioned on not drawing them); greedy takes the best allowed token. Like
+//! top-k / top-p this is a truncation:
+//! the recorded log-probs stay those of the full distribution, which the training forward
+//! computes too (they agree exactly), and a draw that never lands on a banned token is the same
+//! draw as without the ban.
 
 use candle_core::{DType, IndexOp, Tensor};
 use rand::{RngExt, SeedableRng};
@@ -32,6 +41,8 @@ pub struct SamplingConfig {
     pub stop_token_ids: Vec<u32>,
     /// Generate exactly `max_new_tokens` (benchmarks); stop tokens do not end a sequence.
     pub ignore_eos: bool,
+    /// Tokens never emitted (rejected and redrawn; greedy takes the best allowed one).
+    pub banned_token_ids: Vec<u32>,
 }
 
 impl Default for SamplingConfig {
@@ -44,6 +55,7 @@ impl Default for SamplingConfig {
             seed: 0,
             stop_token_ids: Vec::new(),
             ignore_eos: false,
+            banned_token_ids: Vec::new(),
         }
     }
 }
@@ -100,8 +112,55 @@ pub struct Generation {
     pub stopped: bool,
 }
 
-/// Picks a token from one row of logits; returns it with its log-prob.
+/// Picks a token from one row of logits, never one of `cfg.banned_token_ids`; returns it with its
+/// log-prob under the full distribution.
 pub fn sample_row(logits: &[f32], cfg: &SamplingConfig, rng: &mut ChaCha8Rng) -> (u32, f32) {
+    let banned = &cfg.banned_token_ids;
+    let first = sample_any(logits, cfg, rng);
+    if banned.is_empty() || !banned.contains(&first.0) {
+        return first;
+    }
+    // Rare: draw again from the row with the banned tokens removed (for plain sampling, exactly
+    // the distribution conditioned on not drawing them). The copy costs one pass over the row.
+    let mut masked = logits.to_vec();
+    for &b in banned {
+        if let Some(l) = masked.get_mut(b as usize) {
+            *l = f32::NEG_INFINITY;
+        }
+    }
+    if masked.iter().all(|l| *l == f32::NEG_INFINITY) {
+        // Every token banned: a configuration error the caller sees in the text; do not loop.
+        return first;
+    }
+    let (mut tok, _) = sample_any(&masked, cfg, rng);
+    if banned.contains(&tok) {
+        // The fast exp floors at e^-87, so a removed token keeps a weight the draw can land on
+        // only through rounding at the row's end: take the best allowed token then.
+        tok = (0..masked.len())
+            .filter(|i| !banned.contains(&(*i as u32)))
+            .max_by(|&a, &b| masked[a].total_cmp(&masked[b]).then(b.cmp(&a)))
+            .unwrap_or(tok as usize) as u32;
+    }
+    (tok, logprob_of(logits, cfg, tok as usize))
+}
+
+/// Log-prob of token `i` under the full distribution at the sampling temperature.
+fn logprob_of(logits: &[f32], cfg: &SamplingConfig, i: usize) -> f32 {
+    let t = if cfg.temperature > 0.0 {
+        cfg.temperature
+    } else {
+        1.0
+    };
+    let max = row_max(logits);
+    let total: f64 = logits
+        .chunks(BLOCK)
+        .map(|c| block_sum_exp(c, max, t) as f64)
+        .sum();
+    (logits[i] - max) / t - total.ln() as f32
+}
+
+/// [`sample_row`] without the ban.
+fn sample_any(logits: &[f32], cfg: &SamplingConfig, rng: &mut ChaCha8Rng) -> (u32, f32) {
     let t = if cfg.temperature > 0.0 {
         cfg.temperature
     } else {
@@ -312,4 +371,45 @@ fn last_logits(model: &Model, hidden: &Tensor) -> Result<Vec<Vec<f32>>> {
         .i((.., 0, ..))?
         .to_dtype(DType::F32)?;
     Ok(l.to_vec2::<f32>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_banned_favourite_is_never_drawn_and_keeps_the_full_log_prob() {
+        let mut logits = vec![0.0f32; 300];
+        logits[7] = 12.0; // ~99.5% of the mass
+        logits[9] = 1.0;
+        let cfg = SamplingConfig {
+            temperature: 1.0,
+            banned_token_ids: vec![7],
+            ..Default::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut nine = 0;
+        for _ in 0..500 {
+            let (tok, lp) = sample_row(&logits, &cfg, &mut rng);
+            assert_ne!(tok, 7);
+            assert!((lp - logprob_of(&logits, &cfg, tok as usize)).abs() < 1e-6);
+            nine += usize::from(tok == 9);
+        }
+        // Conditioned on not 7, token 9 has e / (e + 298) ~ 0.9%; far from dominant.
+        assert!(nine < 40, "{nine}");
+        let greedy = SamplingConfig {
+            temperature: 0.0,
+            ..cfg.clone()
+        };
+        assert_eq!(sample_row(&logits, &greedy, &mut rng).0, 9);
+        // All mass banned but one token: that token.
+        let mut spike = vec![-1e4f32; 4];
+        spike[0] = 0.0;
+        let only = SamplingConfig {
+            temperature: 1.0,
+            banned_token_ids: vec![0, 1, 2],
+            ..Default::default()
+        };
+        assert_eq!(sample_row(&spike, &only, &mut rng).0, 3);
+    }
 }

@@ -21,6 +21,9 @@ pub struct GgufModel {
     pub params: Params,
     pub tokenizer: Tokenizer,
     pub chat_template: Option<String>,
+    /// The named special tokens (`bos_token` -> its text, ...) the chat template renders with,
+    /// from the `tokenizer.ggml.*_token_id` metadata.
+    pub special_tokens: Vec<(String, String)>,
 }
 
 fn meta<'a>(c: &'a Content, key: &str, path: &Path) -> Result<&'a Value> {
@@ -190,10 +193,29 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
         .get("tokenizer.chat_template")
         .and_then(|v| v.to_string().ok())
         .cloned();
+    // The names transformers' GGUF loader gives these ids (note GGUF's "seperator" spelling).
+    let mut special_tokens = Vec::new();
+    for (name, key) in [
+        ("bos_token", "tokenizer.ggml.bos_token_id"),
+        ("eos_token", "tokenizer.ggml.eos_token_id"),
+        ("unk_token", "tokenizer.ggml.unknown_token_id"),
+        ("sep_token", "tokenizer.ggml.seperator_token_id"),
+        ("pad_token", "tokenizer.ggml.padding_token_id"),
+        ("cls_token", "tokenizer.ggml.cls_token_id"),
+        ("mask_token", "tokenizer.ggml.mask_token_id"),
+    ] {
+        if let Some(t) = meta_u32(&content, key, path)
+            .ok()
+            .and_then(|id| tokens.get(id))
+        {
+            special_tokens.push((name.to_string(), t.clone()));
+        }
+    }
     Ok(GgufModel {
         config,
         params,
         tokenizer,
         chat_template,
+        special_tokens,
     })
 }

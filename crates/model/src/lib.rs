@@ -1,4 +1,4 @@
-//! `mixed-r1-model`: Qwen2.5-VL, Qwen2/Qwen2.5 and Llama on candle.
+//! `mixed-r1-model`: Qwen2.5-VL, InternVL, Qwen2/Qwen2.5 and Llama on candle.
 //!
 //! One forward pass serves generation and training: every op it uses has a backward when a
 //! gradient is asked for (see [`ops`]), so the log-probs the trainer differentiates are the
@@ -13,7 +13,10 @@
 //!   patch merger).
 //! - [`processor`]: the Qwen2.5-VL image processor (smart resize, normalise, patches, grids).
 //! - [`rope_index`]: multimodal rotary position ids, as transformers' `get_rope_index`.
-//! - [`chat`]: chat templates and `<|image_pad|>` expansion.
+//! - [`chat`]: messages, the hand-written ChatML fallback and `<|image_pad|>` expansion;
+//!   [`chat_template`]: the model's own Jinja chat template, rendered as transformers does.
+//! - [`internvl`]: InternVL's vision tower (InternViT), pixel shuffle and projector;
+//!   [`internvl_processor`]: its dynamic-tiling image processor and `<IMG_CONTEXT>` expansion.
 //! - [`gguf`]: GGUF checkpoints (llama.cpp) dequantised into the same weights.
 //! - [`model`]: a loaded model: folder / GGUF / random init, forward, save.
 //! - [`frozen_linear`]: `x @ w^T` for a frozen weight, whose backward skips the weight's
@@ -24,19 +27,25 @@
 //! - [`logprobs`]: the training forward: per-token log-probs of given completions.
 //! - [`lora`]: LoRA adapters on the projections (PEFT's arithmetic and file layout);
 //!   [`adapters`]: adding, saving, loading and merging them on a model.
+//! - [`mixed`]: bf16 / f16 working weights with f32 masters for mixed-precision training.
 
 pub mod adapters;
 pub mod chat;
+pub mod chat_template;
 pub mod config;
 pub mod decoder;
+pub mod device;
 pub mod error;
 pub mod fastmath;
 pub mod frozen_linear;
 pub mod gemv;
 pub mod generate;
 pub mod gguf;
+pub mod internvl;
+pub mod internvl_processor;
 pub mod logprobs;
 pub mod lora;
+pub mod mixed;
 pub mod model;
 pub mod ops;
 pub mod params;

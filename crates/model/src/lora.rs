@@ -207,6 +207,21 @@ impl LoraState {
         self.dropout_seed.store(seed, Ordering::Relaxed);
         self.dropout_calls.store(0, Ordering::Relaxed);
     }
+    /// The adapters' switch and the dropout stream's position: gradient checkpointing takes
+    /// one before each layer's forward and restores it to recompute that layer in backward
+    /// with the same dropout masks.
+    pub(crate) fn snapshot(&self) -> (bool, u64, u64) {
+        (
+            self.enabled(),
+            self.dropout_seed.load(Ordering::Relaxed),
+            self.dropout_calls.load(Ordering::Relaxed),
+        )
+    }
+    pub(crate) fn restore(&self, (on, seed, calls): (bool, u64, u64)) {
+        self.set_enabled(on);
+        self.dropout_seed.store(seed, Ordering::Relaxed);
+        self.dropout_calls.store(calls, Ordering::Relaxed);
+    }
     fn next_dropout_seed(&self) -> u64 {
         let call = self.dropout_calls.fetch_add(1, Ordering::Relaxed);
         self.dropout_seed.load(Ordering::Relaxed) ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -259,6 +274,11 @@ pub struct Adapter {
 }
 
 impl Adapter {
+    /// `A` and `B`, as the layers hold them.
+    pub(crate) fn tensors(&self) -> [&Tensor; 2] {
+        [&self.a, &self.b]
+    }
+
     /// The adapter's contribution to `x`'s projection, or `None` while adapters are off.
     /// Dropout applies only when a gradient is taken (training), never to rollouts.
     pub fn delta(&self, x: &Tensor, grad: bool) -> Result<Option<Tensor>> {

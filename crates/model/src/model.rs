@@ -12,7 +12,10 @@ use candle_core::{DType, Device, Tensor};
 use crate::config::{Arch, ModelConfig};
 use crate::decoder::{Decoder, KvCache};
 use crate::error::{ModelError, Result};
+use crate::internvl::{InternVlConfig, InternVlVision};
+use crate::internvl_processor::InternVlProcessor;
 use crate::lora::{LoraConfig, LoraRuntime};
+use crate::mixed::MasterWeights;
 use crate::params::Params;
 use crate::processor::ImageProcessor;
 use crate::tokenizer::Tokenizer;
@@ -35,6 +38,12 @@ impl Default for LoadOptions {
 }
 
 impl LoadOptions {
+    /// `cpu` / `cuda` / `cuda:<n>` by name (see [`crate::device::parse_device`]).
+    pub fn with_device_name(mut self, name: &str) -> Result<Self> {
+        self.device = crate::device::parse_device(name)?;
+        Ok(self)
+    }
+
     /// `f32` / `bf16` / `f16` by name, as the CLI flags spell them.
     pub fn with_dtype_name(mut self, name: &str) -> Result<Self> {
         self.dtype = match name {
@@ -105,14 +114,24 @@ pub struct Model {
     params: Params,
     decoder: Decoder,
     vision: Option<VisionTower>,
+    /// InternVL's vision tower and projector (see [`crate::internvl`]).
+    internvl: Option<InternVlVision>,
+    /// InternVL's tiling image processor (`processor` is Qwen2.5-VL's).
+    pub internvl_processor: Option<InternVlProcessor>,
     pub tokenizer: Option<Tokenizer>,
     pub processor: Option<ImageProcessor>,
+    /// The model's own chat template (folder or GGUF); `None` renders the hand-written
+    /// layouts of [`crate::chat`] / [`crate::internvl_processor`] instead.
+    pub chat_template: Option<crate::chat_template::ChatTemplate>,
     /// `preprocessor_config.json` as read, written back on save.
     preprocessor_json: Option<String>,
     /// Where the model was loaded from, for messages.
     pub source: Option<PathBuf>,
     /// The LoRA adapters, when the model has them (see [`crate::lora`]).
     lora: Option<LoraRuntime>,
+    /// f32 masters of the trainable weights of a half-precision model being trained (see
+    /// [`crate::mixed`]); `None` in full precision.
+    masters: Option<MasterWeights>,
 }
 
 impl std::fmt::Debug for Model {
@@ -131,6 +150,12 @@ pub fn param_specs(config: &ModelConfig) -> Vec<(String, Vec<usize>, crate::para
     if let Some(v) = &config.vision {
         specs.extend(VisionTower::param_specs(v));
     }
+    if config.arch == Arch::InternVl {
+        // A config without its JSON has no vision section; building the tower reports it.
+        if let Ok(c) = InternVlConfig::from_model_config(config) {
+            specs.extend(InternVlVision::param_specs(&c));
+        }
+    }
     specs
 }
 
@@ -147,16 +172,30 @@ impl Model {
             None => None,
         };
         let processor = config.vision.as_ref().map(|_| ImageProcessor::default());
+        let (internvl, internvl_processor) = if config.arch == Arch::InternVl {
+            let c = InternVlConfig::from_model_config(&config)?;
+            let tower = InternVlVision::new(&c, &params)?;
+            let mut p = InternVlProcessor::new(c.image_seq_length);
+            // The tile the vision config was trained for, until a preprocessor config says.
+            p.tile = c.vision.image_size;
+            (Some(tower), Some(p))
+        } else {
+            (None, None)
+        };
         Ok(Model {
             config,
             params,
             decoder,
             vision,
+            internvl,
+            internvl_processor,
             tokenizer,
             processor,
+            chat_template: None,
             preprocessor_json: None,
             source: None,
             lora: None,
+            masters: None,
         })
     }
 
@@ -171,6 +210,13 @@ impl Model {
         if path.is_file() && path.extension().is_some_and(|e| e == "gguf") {
             let g = crate::gguf::load(path, opts.dtype, &opts.device)?;
             let mut m = Model::from_params(g.config, g.params, Some(g.tokenizer))?;
+            if let Some(t) = &g.chat_template {
+                let origin = PathBuf::from(format!("{}:tokenizer.chat_template", path.display()));
+                m.chat_template = Some(
+                    crate::chat_template::ChatTemplate::new(t, origin)?
+                        .with_special_tokens(g.special_tokens.clone()),
+                );
+            }
             m.source = Some(path.to_path_buf());
             return Ok(m);
         }
@@ -197,9 +243,14 @@ impl Model {
             None
         };
         let mut m = Model::from_params(config, params, tokenizer)?;
+        m.chat_template = crate::chat_template::ChatTemplate::from_folder(path)?;
         let pp = path.join("preprocessor_config.json");
         if m.vision.is_some() && pp.is_file() {
             m.processor = Some(ImageProcessor::from_file(&pp)?);
+            m.preprocessor_json = std::fs::read_to_string(&pp).ok();
+        }
+        if let (Some(p), true) = (&m.internvl_processor, pp.is_file()) {
+            m.internvl_processor = Some(InternVlProcessor::from_file(&pp, p.tokens_per_tile)?);
             m.preprocessor_json = std::fs::read_to_string(&pp).ok();
         }
         m.source = Some(path.to_path_buf());
@@ -243,10 +294,18 @@ impl Model {
     pub fn set_preprocessor_json(&mut self, json: &str) -> Result<()> {
         let v: serde_json::Value = serde_json::from_str(json)
             .map_err(|e| ModelError::invalid(format!("preprocessor config: {e}")))?;
-        self.processor = Some(ImageProcessor::from_json(
-            &v,
-            Path::new("preprocessor_config.json"),
-        )?);
+        if let Some(p) = &self.internvl_processor {
+            self.internvl_processor = Some(InternVlProcessor::from_json(
+                &v,
+                Path::new("preprocessor_config.json"),
+                p.tokens_per_tile,
+            )?);
+        } else {
+            self.processor = Some(ImageProcessor::from_json(
+                &v,
+                Path::new("preprocessor_config.json"),
+            )?);
+        }
         self.preprocessor_json = Some(json.to_string());
         Ok(())
     }
@@ -265,11 +324,99 @@ impl Model {
 
     /// Rebuilds the layers after freezing changed which weights are tracked.
     fn rebuild(&mut self) -> Result<()> {
+        let checkpointing = self.decoder.gradient_checkpointing();
         self.decoder = Decoder::with_lora(&self.config.text, &self.params, self.lora.as_ref())?;
+        self.decoder.set_gradient_checkpointing(checkpointing);
         if let Some(v) = &self.config.vision {
             self.vision = Some(VisionTower::with_lora(v, &self.params, self.lora.as_ref())?);
         }
+        if let Some(t) = &self.internvl {
+            let c = t.config().clone();
+            self.internvl = Some(InternVlVision::new(&c, &self.params)?);
+        }
+        // What trains may have changed: masters follow (kept for weights still trainable).
+        if let Some(old) = self.masters.take() {
+            self.masters = Some(MasterWeights::build(&self.params, None, Some(&old))?);
+        }
         Ok(())
+    }
+
+    /// Mixed precision for training: the working weights become `dtype` (bf16 / f16) and every
+    /// trainable weight gets an f32 master (see [`crate::mixed`]). Weights loaded in f32 start
+    /// their masters from those f32 values (a checkpoint resumes exactly); weights already in
+    /// `dtype` are widened. Frozen weights are only kept in `dtype`. A full-precision `dtype`
+    /// does nothing. Returns whether masters are in use.
+    pub fn enable_master_weights(&mut self, dtype: DType) -> Result<bool> {
+        if !matches!(dtype, DType::BF16 | DType::F16) {
+            return Ok(false);
+        }
+        let masters = if self.params.dtype == dtype {
+            MasterWeights::build(&self.params, None, self.masters.as_ref())?
+        } else {
+            let working = self.params.to_dtype(dtype)?;
+            let m = MasterWeights::build(&working, Some(&self.params), None)?;
+            self.params = working;
+            m
+        };
+        self.masters = Some(masters);
+        self.rebuild()?;
+        Ok(true)
+    }
+
+    /// The f32 masters, when the model trains in mixed precision.
+    pub fn master_weights(&self) -> Option<&MasterWeights> {
+        self.masters.as_ref()
+    }
+
+    /// The weights an optimizer should update: the f32 masters in mixed precision, else the
+    /// trainable weights themselves.
+    pub fn optimizer_params(&self) -> Vec<(String, candle_core::Var)> {
+        match &self.masters {
+            Some(m) => m.named(),
+            None => self.params.trainable(),
+        }
+    }
+
+    /// Gradients keyed for [`Model::optimizer_params`]: re-keyed onto the masters (in f32) in
+    /// mixed precision, unchanged otherwise.
+    pub fn optimizer_grads(
+        &self,
+        grads: candle_core::backprop::GradStore,
+    ) -> Result<candle_core::backprop::GradStore> {
+        match &self.masters {
+            Some(m) => m.master_grads(&grads),
+            None => Ok(grads),
+        }
+    }
+
+    /// After an optimizer step: refreshes the working weights from the masters (a no-op in
+    /// full precision, where the optimizer updated the weights themselves).
+    pub fn sync_master_weights(&self) -> Result<()> {
+        match &self.masters {
+            Some(m) => m.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// Gradient (activation) checkpointing of the decoder layers for every later training
+    /// forward: layer activations are recomputed in backward instead of kept (see
+    /// [`crate::decoder`]). Gradients must then be taken with [`Model::backward`].
+    pub fn set_gradient_checkpointing(&mut self, on: bool) {
+        self.decoder.set_gradient_checkpointing(on);
+    }
+
+    pub fn gradient_checkpointing(&self) -> bool {
+        self.decoder.gradient_checkpointing()
+    }
+
+    /// `loss.backward()`, plus the gradients of the checkpointed decoder layers (computed while
+    /// backward recomputed them). Use this rather than `loss.backward()` on a model's loss.
+    pub fn backward(&self, loss: &Tensor) -> Result<candle_core::backprop::GradStore> {
+        let mut grads = loss.backward()?;
+        if let Some(extra) = self.decoder.take_checkpoint_grads() {
+            grads.extend(extra)?;
+        }
+        Ok(grads)
     }
 
     /// Freezes every weight whose name starts with one of `prefixes`; returns how many.
@@ -279,9 +426,10 @@ impl Model {
         Ok(n)
     }
 
-    /// Freezes the vision tower (the paper trains the language model only).
+    /// Freezes the vision tower (the paper trains the language model only); for InternVL the
+    /// projector too (Qwen2.5-VL's merger is part of its tower).
     pub fn freeze_vision(&mut self) -> Result<usize> {
-        self.freeze(&["visual."])
+        self.freeze(&["visual.", "vision_tower.", "multi_modal_projector."])
     }
 
     pub fn unfreeze_all(&mut self) -> Result<()> {
@@ -294,6 +442,8 @@ impl Model {
         let params = self.params.frozen_copy()?;
         let mut m = Model::from_params(self.config.clone(), params, self.tokenizer.clone())?;
         m.processor = self.processor.clone();
+        m.internvl_processor = self.internvl_processor.clone();
+        m.chat_template = self.chat_template.clone();
         m.preprocessor_json = self.preprocessor_json.clone();
         m.source = self.source.clone();
         Ok(m)
@@ -362,6 +512,42 @@ impl Model {
         ids
     }
 
+    /// Image / video placeholders and vision boundary tokens this model knows (from its config
+    /// and tokenizer): a sampler must never emit them, since a sampled placeholder asks the
+    /// next forward for image features that do not exist (verl#7038) and leaks into the text.
+    pub fn vision_token_ids(&self) -> Vec<u32> {
+        let t = &self.config;
+        let mut ids: Vec<u32> = [
+            t.image_token_id,
+            t.video_token_id,
+            t.vision_start_token_id,
+            t.vision_end_token_id,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if let Some(tok) = &self.tokenizer {
+            // Qwen2-VL .. Qwen3-VL, then InternVL's image context and boundaries.
+            for s in [
+                "<|image_pad|>",
+                "<|video_pad|>",
+                "<|vision_start|>",
+                "<|vision_end|>",
+                "<|vision_pad|>",
+                "<IMG_CONTEXT>",
+                "<img>",
+                "</img>",
+            ] {
+                ids.extend(tok.token_id(s));
+            }
+        }
+        let vocab = self.config.text.vocab_size as u32;
+        ids.retain(|&i| i < vocab);
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// The system prompt the model's chat template inserts when a conversation has none.
     pub fn default_system(&self) -> &str {
         use crate::chat::*;
@@ -369,7 +555,28 @@ impl Model {
             Arch::Qwen25Vl => QWEN2_5_VL_DEFAULT_SYSTEM,
             Arch::Qwen2 => QWEN2_5_DEFAULT_SYSTEM,
             Arch::Llama => SMOLLM2_DEFAULT_SYSTEM,
+            // InternVL's `-hf` template inserts no system message.
+            Arch::InternVl => "",
         }
+    }
+
+    /// The conversation as text: the model's own chat template when it has one (see
+    /// [`crate::chat_template`]), else the hand-written layout of its family (InternVL's, or
+    /// ChatML with [`Model::default_system`]). Images are left as the template's single
+    /// placeholder each; [`Model::chat_prompt`] expands them.
+    pub fn render_chat(
+        &self,
+        messages: &[crate::chat::Message],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        if let Some(t) = &self.chat_template {
+            return t.render(messages, add_generation_prompt);
+        }
+        Ok(if self.internvl_processor.is_some() {
+            crate::internvl_processor::render_internvl_chat(messages, add_generation_prompt)
+        } else {
+            crate::chat::render_chatml(messages, add_generation_prompt, Some(self.default_system()))
+        })
     }
 
     /// Renders a conversation with the chat template, runs the image processor, expands the
@@ -390,7 +597,30 @@ impl Model {
                 images.len()
             )));
         }
-        let mut text = crate::chat::render_chatml(messages, true, Some(self.default_system()));
+        if let Some(processor) = &self.internvl_processor {
+            let mut text = self.render_chat(messages, true)?;
+            let mut image_inputs = None;
+            if !images.is_empty() {
+                let processed = processor.process(images, self.device())?;
+                text = crate::internvl_processor::expand_image_tokens(
+                    &text,
+                    &processed.tiles,
+                    processor.tokens_per_tile,
+                )?;
+                // One [tiles, 1, 1] "grid" per image: join_images concatenates them with the
+                // tiles, and the vision forward needs only the pixel values.
+                image_inputs = Some(ImageInputs {
+                    pixel_values: processed.pixel_values,
+                    grids: processed.tiles.iter().map(|&n| [n, 1, 1]).collect(),
+                });
+            }
+            return Ok(crate::generate::Prompt {
+                ids: tok.encode(&text)?,
+                images: image_inputs,
+                seed: None,
+            });
+        }
+        let mut text = self.render_chat(messages, true)?;
         let mut image_inputs = None;
         if !images.is_empty() {
             let processor = self.processor.as_ref().ok_or_else(|| {
@@ -508,18 +738,22 @@ impl Model {
         let Some(images) = &batch.images else {
             return Ok(text);
         };
-        let vision = self.vision.as_ref().ok_or_else(|| {
-            ModelError::invalid("this model has no vision tower; the batch has images")
-        })?;
         let image_token = self
             .config
             .image_token_id
             .ok_or_else(|| ModelError::invalid("the config names no image_token_id"))?;
-        let feats = vision.forward(
-            &images.pixel_values.to_dtype(self.dtype())?,
-            &images.grids,
-            grad,
-        )?;
+        let feats = if let Some(iv) = &self.internvl {
+            iv.forward(&images.pixel_values.to_dtype(self.dtype())?, grad)?
+        } else {
+            let vision = self.vision.as_ref().ok_or_else(|| {
+                ModelError::invalid("this model has no vision tower; the batch has images")
+            })?;
+            vision.forward(
+                &images.pixel_values.to_dtype(self.dtype())?,
+                &images.grids,
+                grad,
+            )?
+        };
         let (n_feat, h) = feats.dims2()?;
         let (b, t, _) = text.dims3()?;
         // Row k of `feats` goes to the k-th image-pad position; every other position picks
@@ -605,15 +839,53 @@ impl Model {
     /// checkpoint names, tied head omitted), `generation_config.json`, and the tokenizer.
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
-        let config = serde_json::to_string_pretty(&self.config.to_json())
+        let tied = self.config.text.tie_word_embeddings;
+        let skip = |n: &str| (tied && n == "lm_head.weight") || crate::lora::is_adapter_tensor(n);
+        // In mixed precision the trainable weights are written as their f32 masters (and the
+        // frozen ones widened, exactly), so a checkpoint resumes without rounding: the folder is
+        // f32 and says so in `torch_dtype`.
+        let masters = self
+            .masters
+            .as_ref()
+            .filter(|m| self.params.names().any(|n| !skip(n) && m.get(n).is_some()));
+        let written = if masters.is_some() {
+            DType::F32
+        } else {
+            self.params.dtype
+        };
+        let mut json = self.config.to_json();
+        if let Some(name) = torch_dtype_name(written) {
+            if let Some(obj) = json.as_object_mut() {
+                obj.insert("torch_dtype".into(), name.into());
+                if let Some(tc) = obj.get_mut("text_config").and_then(|t| t.as_object_mut()) {
+                    if tc.contains_key("torch_dtype") {
+                        tc.insert("torch_dtype".into(), name.into());
+                    }
+                }
+            }
+        }
+        let config = serde_json::to_string_pretty(&json)
             .map_err(|e| ModelError::invalid(format!("config: {e}")))?;
         write(&dir.join("config.json"), config.as_bytes())?;
-        let tied = self.config.text.tie_word_embeddings;
         // Adapters are saved on their own (`save_adapter`) or merged first (`merge_lora`).
-        self.params
-            .save_safetensors(&dir.join("model.safetensors"), |n| {
-                (tied && n == "lm_head.weight") || crate::lora::is_adapter_tensor(n)
-            })?;
+        // InternVL's language model goes back under `language_model.`, as transformers writes.
+        let internvl = self.config.arch == Arch::InternVl;
+        let rename = |n: &str| -> String {
+            if internvl && (n.starts_with("model.") || n.starts_with("lm_head.")) {
+                if let Some(rest) = n.strip_prefix("lm_head.") {
+                    return format!("language_model.lm_head.{rest}");
+                }
+                return format!("language_model.{n}");
+            }
+            n.to_string()
+        };
+        self.params.save_safetensors_as(
+            &dir.join("model.safetensors"),
+            skip,
+            |n| masters.and_then(|m| m.get(n).map(|v| v.as_tensor().clone())),
+            masters.map(|_| DType::F32),
+            rename,
+        )?;
         let mut gen = serde_json::json!({"do_sample": false});
         if let Some(b) = self.config.text.bos_token_id {
             gen["bos_token_id"] = b.into();
@@ -631,10 +903,39 @@ impl Model {
         if let Some(t) = &self.tokenizer {
             t.save(&dir.join("tokenizer.json"))?;
         }
+        // The chat template goes with the checkpoint (a trained model keeps its prompt format):
+        // `chat_template.jinja`, and the special tokens it renders with, where transformers'
+        // tokenizer and our loader both read them.
+        if let Some(ct) = &self.chat_template {
+            write(&dir.join("chat_template.jinja"), ct.source().as_bytes())?;
+            if !ct.special_tokens().is_empty() {
+                use crate::chat_template::SPECIAL_TOKEN_NAMES;
+                let mut map = serde_json::Map::new();
+                let mut extra = serde_json::Map::new();
+                for (k, v) in ct.special_tokens() {
+                    match SPECIAL_TOKEN_NAMES.contains(&k.as_str()) {
+                        true => map.insert(k.clone(), v.clone().into()),
+                        false => extra.insert(k.clone(), v.clone().into()),
+                    };
+                }
+                if !extra.is_empty() {
+                    map.insert("extra_special_tokens".into(), extra.into());
+                }
+                let text = serde_json::to_string_pretty(&map).unwrap_or_default();
+                write(&dir.join("special_tokens_map.json"), text.as_bytes())?;
+            }
+        }
         if self.config.vision.is_some() {
             let text = match &self.preprocessor_json {
                 Some(t) => t.clone(),
                 None => DEFAULT_PREPROCESSOR_JSON.to_string(),
+            };
+            write(&dir.join("preprocessor_config.json"), text.as_bytes())?;
+        }
+        if let Some(p) = &self.internvl_processor {
+            let text = match &self.preprocessor_json {
+                Some(t) => t.clone(),
+                None => crate::internvl_processor::preprocessor_json(p),
             };
             write(&dir.join("preprocessor_config.json"), text.as_bytes())?;
         }
@@ -660,6 +961,17 @@ const DEFAULT_PREPROCESSOR_JSON: &str = r#"{
   "temporal_patch_size": 2
 }
 "#;
+
+/// transformers' name of a dtype, for `torch_dtype`.
+fn torch_dtype_name(dtype: DType) -> Option<&'static str> {
+    match dtype {
+        DType::F32 => Some("float32"),
+        DType::BF16 => Some("bfloat16"),
+        DType::F16 => Some("float16"),
+        DType::F64 => Some("float64"),
+        _ => None,
+    }
+}
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(|e| ModelError::io(path, e))

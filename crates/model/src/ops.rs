@@ -1,6 +1,6 @@
-//! Building blocks shared by the text decoder and the vision tower.
+//! Building blocks shared by the text decoder and the vision towers.
 //!
-//! candle's fused kernels (`rms_norm`, `softmax_last_dim`, `rope`) record no backward pass, so
+//! candle's fused kernels (`rms_norm`, `layer_norm`, `softmax_last_dim`, `rope`) record no backward pass, so
 //! a graph through them silently loses its gradients. Every function here takes `grad`: when a
 //! gradient is needed it composes differentiable primitives, otherwise it may use the fused
 //! kernel. Both give the same numbers to float rounding, which the tests check.
@@ -21,6 +21,33 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64, grad: bool) -> Result<Ten
     let var = x32.sqr()?.mean_keepdim(D::Minus1)?;
     let normed = x32.broadcast_div(&(var + eps)?.sqrt()?)?;
     normed.to_dtype(dtype)?.broadcast_mul(weight)
+}
+
+/// LayerNorm as torch's `nn.LayerNorm` over the last dimension: `(x - mean) / sqrt(var + eps)`
+/// (biased variance) scaled by `weight` plus `bias`, in the input's dtype (16-bit floats
+/// normalise in f32).
+pub fn layer_norm(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+    grad: bool,
+) -> Result<Tensor> {
+    if !grad && x.dtype() == DType::F32 {
+        return candle_nn::ops::layer_norm(&x.contiguous()?, weight, bias, eps as f32);
+    }
+    let dtype = x.dtype();
+    let x32 = match dtype {
+        DType::BF16 | DType::F16 => x.to_dtype(DType::F32)?,
+        _ => x.clone(),
+    };
+    let centered = x32.broadcast_sub(&x32.mean_keepdim(D::Minus1)?)?;
+    let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = centered.broadcast_div(&(var + eps)?.sqrt()?)?;
+    normed
+        .to_dtype(dtype)?
+        .broadcast_mul(weight)?
+        .broadcast_add(bias)
 }
 
 /// Softmax over the last dimension.

@@ -31,8 +31,9 @@ impl std::fmt::Debug for Params {
     }
 }
 
-/// Maps the names newer transformers versions write (`model.language_model.*`, `model.visual.*`)
-/// back to the original checkpoint names, which every version reads.
+/// Maps the names newer transformers versions write (`model.language_model.*`, `model.visual.*`,
+/// InternVL's `model.vision_tower.*` / `model.multi_modal_projector.*`) back to the original
+/// checkpoint names, which every version reads.
 pub fn canonical_name(name: &str) -> String {
     if let Some(rest) = name.strip_prefix("model.language_model.") {
         format!("model.{rest}")
@@ -42,6 +43,10 @@ pub fn canonical_name(name: &str) -> String {
         format!("model.{rest}")
     } else if let Some(rest) = name.strip_prefix("language_model.lm_head.") {
         format!("lm_head.{rest}")
+    } else if let Some(rest) = name.strip_prefix("model.vision_tower.") {
+        format!("vision_tower.{rest}")
+    } else if let Some(rest) = name.strip_prefix("model.multi_modal_projector.") {
+        format!("multi_modal_projector.{rest}")
     } else {
         name.to_string()
     }
@@ -229,12 +234,43 @@ impl Params {
     /// Writes all weights (minus `skip`) to one safetensors file, with a `format: pt` header so
     /// transformers accepts it.
     pub fn save_safetensors(&self, path: &Path, skip: impl Fn(&str) -> bool) -> Result<()> {
+        self.save_safetensors_with(path, skip, |_| None, None)
+    }
+
+    /// [`Params::save_safetensors`] where `replace` may give another tensor for a name (the f32
+    /// master of a half-precision weight) and `dtype`, when given, is the dtype of every tensor
+    /// written.
+    pub fn save_safetensors_with(
+        &self,
+        path: &Path,
+        skip: impl Fn(&str) -> bool,
+        replace: impl Fn(&str) -> Option<Tensor>,
+        dtype: Option<DType>,
+    ) -> Result<()> {
+        self.save_safetensors_as(path, skip, replace, dtype, str::to_string)
+    }
+
+    /// [`Params::save_safetensors_with`] writing each weight under `rename(name)` (InternVL's
+    /// language model goes back under `language_model.`).
+    pub fn save_safetensors_as(
+        &self,
+        path: &Path,
+        skip: impl Fn(&str) -> bool,
+        replace: impl Fn(&str) -> Option<Tensor>,
+        dtype: Option<DType>,
+        rename: impl Fn(&str) -> String,
+    ) -> Result<()> {
         let mut data: Vec<(String, Tensor)> = Vec::new();
         for (name, var) in &self.vars {
             if skip(name) {
                 continue;
             }
-            data.push((name.clone(), var.as_tensor().to_device(&Device::Cpu)?));
+            let t = replace(name).unwrap_or_else(|| var.as_tensor().clone());
+            let t = match dtype {
+                Some(d) if d != t.dtype() => t.to_dtype(d)?,
+                _ => t,
+            };
+            data.push((rename(name), t.to_device(&Device::Cpu)?));
         }
         let views: Vec<(String, TensorView)> = data
             .iter()

@@ -259,24 +259,11 @@ impl ImageProcessor {
         } else {
             resize_pil(&rgb, w as u32, h as u32, self.resample)
         };
-        // Channel-first f32 planes, with numpy's arithmetic: rescale in f64 then f32, normalise
-        // in f32.
-        let mean: [f32; 3] = self.image_mean.map(|x| x as f32);
-        let std: [f32; 3] = self.image_std.map(|x| x as f32);
-        let mut table = [[0f32; 256]; 3];
-        for (c, row) in table.iter_mut().enumerate() {
-            for (p, out) in row.iter_mut().enumerate() {
-                let mut v = if self.do_rescale {
-                    (p as f64 * self.rescale_factor) as f32
-                } else {
-                    p as f32
-                };
-                if self.do_normalize {
-                    v = (v - mean[c]) / std[c];
-                }
-                *out = v;
-            }
-        }
+        let table = pixel_table(
+            self.do_rescale.then_some(self.rescale_factor),
+            self.do_normalize
+                .then_some((self.image_mean, self.image_std)),
+        );
         let raw = rgb.as_raw();
         let (ps, m, tp) = (self.patch_size, self.merge_size, self.temporal_patch_size);
         let (gh, gw) = (h / ps, w / ps);
@@ -572,4 +559,27 @@ fn vertical_pass(raw: &[u8], w: usize, c: &Coeffs) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The value of each 8-bit channel level after rescaling and normalising, per channel, with
+/// numpy's arithmetic as the Hugging Face processors do it: rescale in f64 then round to f32,
+/// normalise in f32. Processors look pixels up in it instead of recomputing.
+pub(crate) fn pixel_table(
+    rescale: Option<f64>,
+    normalize: Option<([f64; 3], [f64; 3])>,
+) -> [[f32; 256]; 3] {
+    let mut table = [[0f32; 256]; 3];
+    for (c, row) in table.iter_mut().enumerate() {
+        for (p, out) in row.iter_mut().enumerate() {
+            let mut v = match rescale {
+                Some(f) => (p as f64 * f) as f32,
+                None => p as f32,
+            };
+            if let Some((mean, std)) = normalize {
+                v = (v - mean[c] as f32) / std[c] as f32;
+            }
+            *out = v;
+        }
+    }
+    table
 }

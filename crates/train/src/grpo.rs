@@ -49,7 +49,10 @@ pub struct Trainer {
     pub policy: Model,
     reference: Option<Model>,
     opt: AdamW,
+    /// What the optimizer updates (the f32 masters in mixed precision).
     vars: Vec<Var>,
+    /// The trainable weights the forward uses, whose gradients backward returns.
+    work_vars: Vec<Var>,
     scorer: Scorer,
     maker: PromptMaker,
     samples: Vec<Sample>,
@@ -83,6 +86,27 @@ pub fn lora_base_dir(cfg: &TrainConfig) -> PathBuf {
     cfg.output_dir.join("base")
 }
 
+/// The working dtype `model.dtype` names.
+pub fn run_dtype(cfg: &TrainConfig) -> Result<candle_core::DType> {
+    Ok(LoadOptions::default()
+        .with_dtype_name(&cfg.model.dtype)?
+        .dtype)
+}
+
+/// Mixed precision and gradient checkpointing as the config asks: a half-precision
+/// `model.dtype` gives the trainable weights f32 masters (the policy's weights, whatever dtype
+/// they were loaded in, become the working copy in that dtype).
+pub fn prepare_precision(cfg: &TrainConfig, policy: &mut Model) -> Result<()> {
+    let dtype = run_dtype(cfg)?;
+    if policy.master_weights().is_none() {
+        policy
+            .enable_master_weights(dtype)
+            .context("setting up the f32 master weights")?;
+    }
+    policy.set_gradient_checkpointing(cfg.gradient_checkpointing);
+    Ok(())
+}
+
 fn epoch_order(n: usize, seed: u64, epoch: u64, shuffle: bool) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     if shuffle {
@@ -102,7 +126,7 @@ impl Trainer {
     ) -> Result<Trainer> {
         cfg.validate()?;
         anyhow::ensure!(!samples.is_empty(), "the training set is empty");
-        if cfg.freeze_vision && policy.config.vision.is_some() {
+        if cfg.freeze_vision && policy.config.takes_images() {
             policy.freeze_vision()?;
         }
         if cfg.uses_lora() {
@@ -111,11 +135,13 @@ impl Trainer {
                     .add_lora(&lora_config(&cfg))
                     .context("adding the LoRA adapters")?;
             }
+            prepare_precision(&cfg, &mut policy)?;
             let base = lora_base_dir(&cfg);
             policy
                 .save(&base)
                 .with_context(|| format!("saving the base model to {}", base.display()))?;
         }
+        prepare_precision(&cfg, &mut policy)?;
         // With LoRA the reference is the policy with its adapters off: no second copy.
         let reference = if cfg.needs_reference() && !cfg.uses_lora() {
             let r = policy.reference_copy()?;
@@ -154,12 +180,22 @@ impl Trainer {
         step: u64,
         records: Vec<Value>,
     ) -> Result<Trainer> {
-        let opt = AdamW::new(policy.params().trainable(), cfg.adamw_config())?
+        let opt = AdamW::new(policy.optimizer_params(), cfg.adamw_config())?
             .with_schedule(cfg.lr_schedule());
         let vars = opt.vars();
-        let scorer = Scorer::new(cfg.reward.clone())
+        let work_vars = policy
+            .params()
+            .trainable()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        // Predicted boxes are read in the frame the policy writes them (InternVL: rel1000)
+        // unless the config names one; the saved config keeps what the user wrote.
+        let mut reward = cfg.reward.clone();
+        mixed_r1_eval::model_responder::follow_model_frame(&mut reward, policy.config.arch);
+        let scorer = Scorer::new(reward.clone())
             .map_err(|e| anyhow::anyhow!("setting up the rewards: {e}"))?;
-        let maker = PromptMaker::new(template, cfg.reward.clone());
+        let maker = PromptMaker::new(template, reward);
         let order = epoch_order(samples.len(), cfg.seed, 0, cfg.data.shuffle);
         let advantages = AdvantageRegistry::builtin();
         advantages.get(&cfg.adv_estimator)?;
@@ -171,6 +207,7 @@ impl Trainer {
             reference,
             opt,
             vars,
+            work_vars,
             scorer,
             maker,
             samples,
@@ -192,22 +229,71 @@ impl Trainer {
         template: PromptTemplate,
         opts: &LoadOptions,
     ) -> Result<Trainer> {
+        Self::resume_with(cfg, samples, template, opts, false)
+    }
+
+    /// [`Trainer::resume`]; with `allow_changes`, a config that differs from the run's saved
+    /// `train.toml` in keys that change the run is accepted (and the differences logged)
+    /// instead of refused.
+    pub fn resume_with(
+        cfg: TrainConfig,
+        samples: Vec<Sample>,
+        template: PromptTemplate,
+        opts: &LoadOptions,
+        allow_changes: bool,
+    ) -> Result<Trainer> {
         let dir = latest_checkpoint(&cfg.output_dir)?
             .with_context(|| format!("no checkpoint to resume in {}", cfg.output_dir.display()))?;
+        let saved_path = cfg.output_dir.join("train.toml");
+        if saved_path.is_file() {
+            let text = std::fs::read_to_string(&saved_path)
+                .with_context(|| format!("reading {}", saved_path.display()))?;
+            let saved: TrainConfig = toml::from_str(&text).with_context(|| {
+                format!("reading the saved run config {}", saved_path.display())
+            })?;
+            let changes = cfg.resume_changes(&saved)?;
+            if !changes.is_empty() {
+                let list = changes.join("\n  ");
+                if !allow_changes {
+                    anyhow::bail!(
+                        "the config differs from the one this run was started with ({}) in keys \
+                         that change the run:\n  {list}\nresume with the saved config, start a new \
+                         output_dir, or pass --allow-config-change to continue anyway",
+                        saved_path.display()
+                    );
+                }
+                eprintln!("warning: resuming with a changed config:\n  {list}");
+            }
+            // The resumed run's config is the one saved from now on.
+            std::fs::write(&saved_path, cfg.to_toml_string()?)
+                .with_context(|| format!("writing {}", saved_path.display()))?;
+        }
+        // A half-precision run saved its f32 masters: load those in f32 (the working copy is
+        // rounded from them below), so the run continues exactly.
+        let policy_opts = LoadOptions {
+            dtype: candle_core::DType::F32,
+            ..opts.clone()
+        };
+        let policy_opts = if run_dtype(&cfg)? == candle_core::DType::F32 {
+            opts
+        } else {
+            &policy_opts
+        };
         let mut policy = if cfg.uses_lora() {
             let base = lora_base_dir(&cfg);
-            let mut m = Model::load(&base, opts)
+            let mut m = Model::load(&base, policy_opts)
                 .with_context(|| format!("loading the base model from {}", base.display()))?;
             m.load_adapter(&dir)
                 .with_context(|| format!("loading the LoRA adapters from {}", dir.display()))?;
             m
         } else {
-            Model::load(&dir, opts)
+            Model::load(&dir, policy_opts)
                 .with_context(|| format!("loading the policy from {}", dir.display()))?
         };
-        if cfg.freeze_vision && policy.config.vision.is_some() && !cfg.uses_lora() {
+        if cfg.freeze_vision && policy.config.takes_images() && !cfg.uses_lora() {
             policy.freeze_vision()?;
         }
+        prepare_precision(&cfg, &mut policy)?;
         let reference = if cfg.needs_reference() && !cfg.uses_lora() {
             let r = Model::load(&cfg.output_dir.join("reference"), opts)
                 .context("loading the saved reference policy")?;
@@ -265,6 +351,8 @@ impl Trainer {
             seed: self.cfg.seed ^ (self.step * 1_000 + round).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             stop_token_ids: Vec::new(),
             ignore_eos: false,
+            // A sampled image pad would ask the next forward for an image that is not there.
+            banned_token_ids: self.policy.vision_token_ids(),
         }
     }
 
@@ -415,7 +503,7 @@ impl Trainer {
         let mut evals = 0f64;
         let lora_kl = self.cfg.uses_lora() && self.cfg.needs_reference();
         for pass in 0..self.cfg.mu.max(1) {
-            let mut acc = GradAccumulator::new(self.vars.clone());
+            let mut acc = GradAccumulator::new(self.work_vars.clone());
             for start in (0..n).step_by(per) {
                 let end = (start + per).min(n);
                 let mb = &seqs[start..end];
@@ -455,7 +543,7 @@ impl Trainer {
                 inputs.global_tokens = Some(total_tokens);
                 inputs.global_seqs = Some(n as f64);
                 let lo = self.losses.compute(&self.cfg.loss, &inputs, &loss_cfg)?;
-                acc.add(lo.loss.backward()?)?;
+                acc.add(self.policy.backward(&lo.loss)?)?;
                 let w = (end - start) as f64 / n as f64;
                 let lm = &lo.metrics;
                 *sums.entry("loss").or_default() += lm.loss;
@@ -466,10 +554,12 @@ impl Trainer {
                 *sums.entry("ratio_mean").or_default() += lm.ratio_mean * w;
                 *sums.entry("entropy").or_default() += lm.entropy.unwrap_or(0.0) * w;
             }
-            let mut grads = acc.grads();
+            // Onto the f32 masters in mixed precision (the accumulator summed in f32).
+            let mut grads = self.policy.optimizer_grads(acc.grads())?;
             let norm = clip_grad_norm(&mut grads, &self.vars, self.cfg.max_grad_norm)?;
             *sums.entry("grad_norm").or_default() += norm;
             self.opt.step(&grads)?;
+            self.policy.sync_master_weights()?;
             evals += 1.0;
         }
         for (k, v) in sums {

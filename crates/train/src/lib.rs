@@ -10,8 +10,11 @@
 //! - [`recipe`]: one TOML file = policy, data, held-out set, GRPO / LoRA / reward settings;
 //!   runs evals before and after GRPO and writes the before / after table and curves.
 //! - [`sft`]: a supervised warm start on the same data (answers in the expected format).
+//! - [`memory_plan`]: parameter counts and the bytes a run needs (weights, gradients, optimizer,
+//!   activations, KV cache), from the model's config.json alone.
 
 pub mod grpo;
+pub mod memory_plan;
 pub mod prompts;
 pub mod recipe;
 pub mod rollout;

@@ -49,7 +49,7 @@ impl PromptMaker {
             return Ok(p.clone());
         }
         let text = self.text(sample);
-        let images = if model.config.vision.is_some() {
+        let images = if model.config.takes_images() {
             load_images(sample)?
         } else {
             Vec::new()

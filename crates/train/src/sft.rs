@@ -28,6 +28,8 @@ pub struct SftConfig {
     pub lr: f64,
     pub warmup_steps: usize,
     pub weight_decay: f64,
+    /// Parameters without weight decay (`TrainConfig::weight_decay_exclude`'s rules).
+    pub weight_decay_exclude: Vec<String>,
     pub max_grad_norm: f64,
     pub seed: u64,
 }
@@ -40,6 +42,7 @@ impl Default for SftConfig {
             lr: 3e-3,
             warmup_steps: 5,
             weight_decay: 0.0,
+            weight_decay_exclude: mixed_r1_grpo::optim::default_no_decay(),
             max_grad_norm: 1.0,
             seed: 0,
         }
@@ -75,7 +78,9 @@ pub fn target_text(sample: &Sample) -> String {
     )
 }
 
-/// Trains `model` in place; returns the loss of every step.
+/// Trains `model` in place; returns the loss of every step. Mixed precision and gradient
+/// checkpointing follow the model ([`Model::enable_master_weights`],
+/// [`Model::set_gradient_checkpointing`]).
 pub fn train(
     model: &Model,
     samples: &[Sample],
@@ -93,11 +98,13 @@ pub fn train(
         total_steps: cfg.steps,
         min_lr_ratio: 0.1,
     };
+    // A model with f32 masters (`Model::enable_master_weights`) trains them in mixed precision.
     let mut opt = AdamW::new(
-        model.params().trainable(),
+        model.optimizer_params(),
         AdamWConfig {
             lr: cfg.lr,
             weight_decay: cfg.weight_decay,
+            no_decay: cfg.weight_decay_exclude.clone(),
             ..Default::default()
         },
     )?
@@ -134,9 +141,10 @@ pub fn train(
             .to_dtype(candle_core::DType::F64)?
             .to_scalar::<f64>()?;
         let loss = (out.logprobs.sum_all()?.neg()? / n.max(1.0))?;
-        let mut grads = loss.backward()?;
+        let mut grads = model.optimizer_grads(model.backward(&loss)?)?;
         clip_grad_norm(&mut grads, &vars, cfg.max_grad_norm)?;
         opt.step(&grads)?;
+        model.sync_master_weights()?;
         let l = loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
         losses.push(l);
         progress.set_message(format!("loss {l:.3}"));

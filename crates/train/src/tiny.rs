@@ -6,11 +6,13 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use mixed_r1_model::config::{Arch, ModelConfig, TextConfig, VisionConfig};
+use mixed_r1_model::internvl::{IMG_CONTEXT, IMG_END, IMG_START};
+use mixed_r1_model::internvl_processor::{preprocessor_json, InternVlProcessor};
 use mixed_r1_model::model::{LoadOptions, Model};
 use mixed_r1_model::tokenizer::Tokenizer;
 
 /// The names `[model] tiny = "…"` accepts.
-pub const NAMES: &[&str] = &["tiny-qwen2.5-vl", "tiny-qwen2"];
+pub const NAMES: &[&str] = &["tiny-qwen2.5-vl", "tiny-qwen2", "tiny-internvl"];
 
 /// Small images for tiny models: at most 112x112 pixels (16 merged vision tokens).
 pub const TINY_PREPROCESSOR_JSON: &str = r#"{
@@ -36,8 +38,111 @@ fn id(tok: &Tokenizer, s: &str) -> Result<u32> {
         .with_context(|| format!("the tokenizer has no `{s}` token (a Qwen tokenizer is needed)"))
 }
 
+/// InternVL's image tokens, in the order InternVL3's tokenizer adds them after Qwen2.5's
+/// vocabulary (`<img>` 151665, `</img>` 151666, `<IMG_CONTEXT>` 151667).
+const INTERNVL_TOKENS: [&str; 3] = [IMG_START, IMG_END, IMG_CONTEXT];
+
+/// The tokenizer a named tiny model uses: the given one, plus InternVL's image tokens as
+/// special added tokens for `tiny-internvl` when it lacks them (a Qwen2.5 tokenizer does).
+pub fn tokenizer_for(name: &str, tok: &Tokenizer) -> Result<Tokenizer> {
+    if name != "tiny-internvl" || INTERNVL_TOKENS.iter().all(|t| tok.token_id(t).is_some()) {
+        return Ok(tok.clone());
+    }
+    let mut json: serde_json::Value = serde_json::from_str(
+        &tok.inner()
+            .to_string(false)
+            .map_err(|e| anyhow::anyhow!("serialising the tokenizer: {e}"))?,
+    )?;
+    let added = json
+        .get_mut("added_tokens")
+        .and_then(serde_json::Value::as_array_mut)
+        .context("the tokenizer has no `added_tokens` list")?;
+    let mut next = tok.vocab_size() as u32;
+    for t in INTERNVL_TOKENS {
+        if tok.token_id(t).is_some() {
+            continue;
+        }
+        added.push(
+            serde_json::json!({"id": next, "content": t, "single_word": false,
+            "lstrip": false, "rstrip": false, "normalized": false, "special": true}),
+        );
+        next += 1;
+    }
+    Ok(Tokenizer::from_json(&json.to_string())?)
+}
+
+/// `tiny-internvl`'s image processor: 56 px tiles (4 `<IMG_CONTEXT>` each), 1 to 4 of them
+/// plus a thumbnail, ImageNet mean / std, bicubic.
+pub fn tiny_internvl_processor() -> InternVlProcessor {
+    let mut p = InternVlProcessor::new(4);
+    p.tile = [56, 56];
+    p.max_patches = 4;
+    p
+}
+
+/// `tiny-internvl`: the InternVL3 layout (InternViT with LayerNorm, q/k/v bias and layer-scale;
+/// pixel shuffle 0.5; the MLP projector; a Qwen2 language model) in miniature, as the
+/// `config.json` transformers writes for `InternVLForConditionalGeneration`.
+fn internvl_config(tok: &Tokenizer) -> Result<ModelConfig> {
+    let vocab = tok.vocab_size().div_ceil(64) * 64;
+    let eos = [id(tok, "<|im_end|>")?, id(tok, "<|endoftext|>")?];
+    let v = serde_json::json!({
+        "architectures": ["InternVLForConditionalGeneration"],
+        "model_type": "internvl",
+        "downsample_ratio": 0.5,
+        "image_seq_length": tiny_internvl_processor().tokens_per_tile,
+        "image_token_id": id(tok, IMG_CONTEXT)?,
+        "projector_hidden_act": "gelu",
+        "vision_feature_layer": -1,
+        "vision_feature_select_strategy": "default",
+        "tie_word_embeddings": true,
+        "torch_dtype": "float32",
+        "text_config": {
+            "model_type": "qwen2",
+            "vocab_size": vocab,
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "rms_norm_eps": 1e-6,
+            "rope_theta": 10000.0,
+            "max_position_embeddings": 4096,
+            "hidden_act": "silu",
+            "tie_word_embeddings": true,
+            "use_sliding_window": false,
+            "eos_token_id": eos,
+        },
+        "vision_config": {
+            "model_type": "internvl_vision",
+            "hidden_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 128,
+            "attention_bias": true,
+            "use_qk_norm": false,
+            "norm_type": "layer_norm",
+            "layer_norm_eps": 1e-6,
+            "image_size": [56, 56],
+            "patch_size": [14, 14],
+            "num_channels": 3,
+            "hidden_act": "gelu",
+            "use_mean_pooling": true,
+            "layer_scale_init_value": 0.1,
+            "use_absolute_position_embeddings": true,
+        },
+    });
+    Ok(ModelConfig::from_json(
+        &v,
+        Path::new("tiny-internvl/config.json"),
+    )?)
+}
+
 /// The config of a named tiny model for this tokenizer.
 pub fn config(name: &str, tok: &Tokenizer) -> Result<ModelConfig> {
+    if name == "tiny-internvl" {
+        return internvl_config(&tokenizer_for(name, tok)?);
+    }
     // Round the embedding table up to a multiple of 64, as Qwen checkpoints do.
     let vocab = tok.vocab_size().div_ceil(64) * 64;
     let eos = vec![id(tok, "<|im_end|>")?, id(tok, "<|endoftext|>")?];
@@ -98,13 +203,17 @@ pub fn config(name: &str, tok: &Tokenizer) -> Result<ModelConfig> {
 
 /// Builds a named tiny model from scratch with `tokenizer.json`.
 pub fn build(name: &str, tokenizer: &Path, seed: u64, opts: &LoadOptions) -> Result<Model> {
-    let tok = Tokenizer::from_file(tokenizer)?;
+    let tok = tokenizer_for(name, &Tokenizer::from_file(tokenizer)?)?;
     let cfg = config(name, &tok)?;
-    let vision = cfg.vision.is_some();
+    let arch = cfg.arch;
     let mut model = Model::random(cfg, seed, opts)?;
     model.tokenizer = Some(tok);
-    if vision {
-        model.set_preprocessor_json(TINY_PREPROCESSOR_JSON)?;
+    match arch {
+        Arch::Qwen25Vl => model.set_preprocessor_json(TINY_PREPROCESSOR_JSON)?,
+        Arch::InternVl => {
+            model.set_preprocessor_json(&preprocessor_json(&tiny_internvl_processor()))?
+        }
+        Arch::Qwen2 | Arch::Llama => {}
     }
     Ok(model)
 }

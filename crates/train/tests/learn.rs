@@ -1,43 +1,17 @@
 //! End to end on a tiny Qwen2 with the real Qwen tokenizer: a trivially learnable task where
 //! GRPO must raise the reward; resume equals an uninterrupted run; checkpoints load back.
 
-use std::path::PathBuf;
+mod common;
+use common::{sample, tokenizer};
 
 use indicatif::ProgressBar;
-use mixed_r1_data::{Sample, Task};
+use mixed_r1_data::Sample;
 use mixed_r1_eval::prompt::PromptTemplate;
 use mixed_r1_grpo::config::TrainConfig;
 use mixed_r1_model::model::{LoadOptions, Model};
 use mixed_r1_reward::sample::Answer;
 use mixed_r1_train::prompts::PromptMaker;
 use mixed_r1_train::{sft, tiny, Trainer};
-
-fn tokenizer() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../.cache/assets/qwen-tokenizer/tokenizer.json");
-    assert!(
-        p.is_file(),
-        "Qwen tokenizer missing: run `bash scripts/fetch-assets.sh qwen-tokenizer`"
-    );
-    p
-}
-
-fn sample(i: usize, answer: &str) -> Sample {
-    Sample {
-        id: format!("q{i}"),
-        source: "test".into(),
-        task: Task::YesNo,
-        images: vec![],
-        problem: format!("Question {i}: is the sky blue on a clear day?"),
-        answer: Answer::Text(answer.into()),
-        choices: vec![],
-        frame: None,
-        pred_frame: None,
-        image_size: None,
-        reward: None,
-        meta: Default::default(),
-    }
-}
 
 /// The resume check's run: 4 steps.
 fn full_cfg(out: &std::path::Path) -> TrainConfig {
