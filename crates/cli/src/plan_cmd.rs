@@ -19,7 +19,9 @@ use mixed_r1_train::memory_plan::{
 use mixed_r1_train::tiny;
 use serde_json::json;
 
-use crate::train_cmd::{config_with_overrides, default_tokenizer, set_key};
+use crate::train_cmd::{
+    build_config, config_with_overrides, default_tokenizer, set_key, TrainArgs,
+};
 
 #[derive(Args)]
 pub struct PlanArgs {
@@ -333,4 +335,11 @@ pub fn print_plan(cfg: &TrainConfig, opts: &PlanOptions) -> Result<()> {
         USABLE_FRACTION * 100.0
     );
     Ok(())
+}
+
+/// `mixed-r1 train --dry-run`: the memory plan of the run those flags describe, nothing run.
+pub fn plan_train(a: &TrainArgs) -> Result<()> {
+    let cfg = build_config(a)?;
+    cfg.validate()?;
+    print_plan(&cfg, &PlanOptions::default())
 }

@@ -60,7 +60,7 @@ pub struct TrainArgs {
     /// Print the run's memory plan (as `mixed-r1 plan`: weights, gradients, optimizer,
     /// activations, KV cache, which GPU sizes fit) and exit without training.
     #[arg(long)]
-    dry_run: bool,
+    pub dry_run: bool,
 }
 
 /// Parses `KEY=VALUE` as a TOML value (falling back to a string) and sets it in `doc`.
@@ -121,7 +121,8 @@ pub(crate) fn config_with_overrides(config: Option<&Path>, set: &[String]) -> Re
 }
 
 /// [`config_with_overrides`] plus the named flags (`--model`, `--data`, ...), not validated.
-fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
+/// The run config of these flags alone (no resume), for `train --dry-run`'s memory plan.
+pub fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     let mut cfg = config_with_overrides(a.config.as_deref(), &a.set)?;
     if let Some(m) = &a.model {
         cfg.model.path = Some(m.clone());
@@ -231,11 +232,6 @@ fn plot_run(run: &Path) -> Result<()> {
 pub fn run(a: TrainArgs) -> Result<()> {
     if let Some(run) = &a.plot {
         return plot_run(run);
-    }
-    if a.dry_run {
-        let cfg = build_config(&a)?;
-        cfg.validate()?;
-        return crate::plan_cmd::print_plan(&cfg, &crate::plan_cmd::PlanOptions::default());
     }
     let cfg = load_config(&a)?;
     let data = cfg

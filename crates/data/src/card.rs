@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::pipeline::{task_rows, BuildReport};
+use crate::report::{task_rows, BuildReport};
 use crate::schema::{Sample, Task};
 use crate::synth::draw::{encode_png, text_width, Canvas};
 

@@ -11,13 +11,16 @@
 //! ([`schema::Reject`]), so the counts always add up: in = kept + rejected + deduplicated +
 //! filtered.
 
+pub mod error;
 pub mod schema;
 
 // Sources, reading and writing, normalise and validate.
 pub mod adapters;
 pub mod inspect;
 pub mod normalise;
+pub mod options;
 pub mod parquet_io;
+pub mod paths;
 pub mod validate;
 
 // Synthesis, deduplication, difficulty, mixing, the card and the build.
@@ -26,9 +29,10 @@ pub mod dedup;
 pub mod difficulty;
 pub mod mix;
 pub mod pipeline;
+pub mod report;
 pub mod synth;
 
-pub use adapters::DataError;
+pub use error::DataError;
 pub use schema::{
     Answer, Draft, Origin, Reject, Row, Sample, SourceFormat, SourceSpec, Stage, Task,
 };

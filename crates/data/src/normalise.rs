@@ -28,6 +28,7 @@ use mixed_r1_reward::iou::gold_boxes;
 use mixed_r1_reward::math::{parse_math, MathConfig, MathValue};
 use mixed_r1_reward::number::for_each_number;
 use mixed_r1_reward::RewardKind;
+use mixed_r1_stable_hash::Fnv64;
 use serde_json::Value;
 
 use crate::schema::{Answer, Draft, Reject, Row, Sample, Stage, Task};
@@ -253,7 +254,7 @@ fn looks_like_math(t: &str) -> bool {
 /// separated so `("ab", "c")` and `("a", "bc")` differ). Stable across runs and platforms, so a
 /// key can be stored.
 pub fn exact_dedup_key(s: &Sample) -> u64 {
-    let mut h = Fnv::new();
+    let mut h = KeyHash::new();
     h.text(&s.problem);
     h.sep();
     match &s.answer {
@@ -270,28 +271,24 @@ pub fn exact_dedup_key(s: &Sample) -> u64 {
         h.bytes(i.as_bytes());
         h.sep();
     }
-    h.0
+    h.0.finish()
 }
 
-struct Fnv(u64);
+/// The key's hash, fed normalised text without building the normalised string.
+struct KeyHash(Fnv64);
 
-impl Fnv {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-
-    fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
+impl KeyHash {
+    fn new() -> KeyHash {
+        KeyHash(Fnv64::new())
     }
 
     #[inline]
     fn byte(&mut self, b: u8) {
-        self.0 ^= b as u64;
-        self.0 = self.0.wrapping_mul(Self::PRIME);
+        self.0.byte(b);
     }
 
     fn bytes(&mut self, b: &[u8]) {
-        for &x in b {
-            self.byte(x);
-        }
+        self.0.write(b);
     }
 
     fn sep(&mut self) {

@@ -47,12 +47,15 @@ use serde::{Deserialize, Serialize};
 use crate::adapters::{default_name, read_source, DataError};
 use crate::dedup::{self, DedupConfig};
 use crate::difficulty::{self, DifficultyConfig, Rollouts};
-use crate::mix::{self, Cell, MixConfig, Shortfall};
+use crate::mix::{self, MixConfig};
 use crate::normalise::normalise;
 use crate::parquet_io::{
     write_easyr1_parquet, write_jsonl, write_jsonl_of, write_verl_parquet, ParquetOptions,
 };
-use crate::schema::{Reject, Row, Sample, SourceSpec, Stage, Task};
+pub use crate::report::{
+    task_rows, BuildReport, Counts, DedupReport, DifficultyReport, SourceReport, StageCounts,
+};
+use crate::schema::{Reject, Row, Sample, SourceSpec, Stage};
 use crate::synth::{self, SceneWeights, SynthConfig, SynthSummary};
 use crate::validate::{validate_all, ValidateOptions};
 
@@ -281,15 +284,6 @@ impl BuildOptions {
     }
 }
 
-/// Rows and their make-up after a stage.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct StageCounts {
-    pub stage: String,
-    pub rows: usize,
-    pub per_task: BTreeMap<String, usize>,
-    pub per_source: BTreeMap<String, usize>,
-}
-
 fn stage_counts(stage: &str, rows: &[Row<Sample>]) -> StageCounts {
     let mut c = StageCounts {
         stage: stage.into(),
@@ -301,79 +295,6 @@ fn stage_counts(stage: &str, rows: &[Row<Sample>]) -> StageCounts {
         *c.per_source.entry(r.item.source.clone()).or_default() += 1;
     }
     c
-}
-
-/// The identity every build checks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    pub input: usize,
-    /// Ingest + normalise + validate rejects (`rejected.jsonl`).
-    pub rejected: usize,
-    pub deduplicated: usize,
-    /// Difficulty filter.
-    pub filtered: usize,
-    pub not_selected: usize,
-    pub kept: usize,
-}
-
-impl Counts {
-    /// `input = kept + rejected + deduplicated + filtered + not_selected`.
-    pub fn balanced(&self) -> bool {
-        self.input
-            == self.kept + self.rejected + self.deduplicated + self.filtered + self.not_selected
-    }
-}
-
-/// One input of the build.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SourceReport {
-    pub name: String,
-    pub path: PathBuf,
-    pub format: String,
-    pub rows: usize,
-    pub rejected_at_ingest: usize,
-}
-
-/// `report.json`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct BuildReport {
-    pub identity: String,
-    pub counts: Counts,
-    pub balanced: bool,
-    pub rejected_by_stage: BTreeMap<String, usize>,
-    /// Stage -> reason kind -> rows.
-    pub reasons: BTreeMap<String, BTreeMap<String, usize>>,
-    pub sources: Vec<SourceReport>,
-    /// Rows after each stage, per task and source.
-    pub stages: Vec<StageCounts>,
-    pub dedup: DedupReport,
-    pub difficulty: Option<DifficultyReport>,
-    pub mix_cells: Vec<Cell>,
-    pub shortfalls: Vec<Shortfall>,
-    pub synth: Option<SynthSummary>,
-    pub notes: Vec<String>,
-    pub files: Vec<PathBuf>,
-    /// Seconds per stage.
-    pub seconds: BTreeMap<String, f64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DedupReport {
-    pub exact: usize,
-    pub near: usize,
-    pub unhashed_images: usize,
-    pub lsh_bands: usize,
-    pub lsh_rows: usize,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DifficultyReport {
-    pub rollouts: PathBuf,
-    pub samples_with_rollouts: usize,
-    pub kept_without_rollouts: usize,
-    pub filtered: usize,
-    pub bad_rollout_lines: usize,
-    pub bad_rollout_examples: Vec<String>,
 }
 
 /// The short kind of a reject reason, for grouping: the text before the first `:` (and before
@@ -693,7 +614,10 @@ fn copy_images(samples: &mut [Sample], out: &Path, opts: &BuildOptions) -> Resul
                         }
                     })
                     .collect();
-                format!("images/{safe}/{:016x}_{file}", fnv(p.as_bytes()))
+                format!(
+                    "images/{safe}/{:016x}_{file}",
+                    mixed_r1_stable_hash::fnv64(p.as_bytes())
+                )
             });
         }
     }
@@ -722,22 +646,6 @@ fn copy_images(samples: &mut [Sample], out: &Path, opts: &BuildOptions) -> Resul
         }
     }
     Ok(())
-}
-
-fn fnv(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-/// Tasks in schema order with their counts (zeros included), for tables.
-pub fn task_rows(c: &BTreeMap<String, usize>) -> Vec<(Task, usize)> {
-    Task::ALL
-        .iter()
-        .map(|t| (*t, c.get(t.as_str()).copied().unwrap_or(0)))
-        .collect()
 }
 
 /// `Arc<PathBuf>` helper for tests building rows by hand.

@@ -29,6 +29,7 @@
 //! chart = "Answer with a single number or word."
 //! ```
 
+pub use mixed_r1_data::options::{options_shown, render_options};
 use std::path::Path;
 
 use mixed_r1_data::{Sample, Task};
@@ -230,35 +231,6 @@ pub fn frame_text(frame: Frame) -> &'static str {
         Frame::Rel1000 => "coordinates relative to the image size, scaled to 0-1000",
         Frame::Rel1 => "coordinates relative to the image size, from 0 to 1",
     }
-}
-
-/// `Options:` and one `(A) choice` line per choice.
-pub fn render_options(choices: &[String]) -> String {
-    let mut s = String::from("Options:");
-    for (i, c) in choices.iter().enumerate() {
-        s.push_str(&format!("\n({}) {}", letter(i), c));
-    }
-    s
-}
-
-fn letter(i: usize) -> char {
-    (b'A' + i.min(25) as u8) as char
-}
-
-/// Whether the problem text already lists every choice with its letter (`(A) cat`, `A. cat`,
-/// `A) cat` or `A: cat`), as the data engine's ScienceQA and easy-vqa adapters write them.
-pub fn options_shown(problem: &str, choices: &[String]) -> bool {
-    choices.iter().enumerate().all(|(i, c)| {
-        let l = letter(i);
-        [
-            format!("({l}) {c}"),
-            format!("{l}. {c}"),
-            format!("{l}) {c}"),
-            format!("{l}: {c}"),
-        ]
-        .iter()
-        .any(|p| problem.contains(p.as_str()))
-    })
 }
 
 /// Replaces `{name}` for the given names in one pass (text coming in through a value is never

@@ -1,40 +1,12 @@
-//! Small helpers: a stable hash, relative paths, base64, image-type sniffing.
+//! Small helpers: per-sample seeds, relative paths, base64, image-type sniffing.
 
-use std::path::{Component, Path, PathBuf};
-
-/// 64-bit FNV-1a: stable across Rust versions and platforms (the resume fingerprint and the
-/// per-sample seeds must not change when the toolchain does).
-#[derive(Debug, Clone, Copy)]
-pub struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv {
-    pub fn write(&mut self, bytes: &[u8]) -> &mut Self {
-        for &b in bytes {
-            self.0 ^= b as u64;
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-        self
-    }
-
-    pub fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub fn fnv64(bytes: &[u8]) -> u64 {
-    Fnv::default().write(bytes).finish()
-}
+pub use mixed_r1_stable_hash::fnv64;
+use mixed_r1_stable_hash::Fnv64;
 
 /// The seed of one sample in a run: a function of the run seed and the sample id only, so a
 /// sample draws the same responses whatever batch it lands in (resumed runs equal whole runs).
 pub fn sample_seed(run_seed: u64, id: &str) -> u64 {
-    Fnv::default()
+    Fnv64::new()
         .write(&run_seed.to_le_bytes())
         .write(id.as_bytes())
         .finish()
@@ -45,51 +17,13 @@ pub fn sample_seed(run_seed: u64, id: &str) -> u64 {
 ///
 /// [`EvalPrompt::seed`]: crate::responder::EvalPrompt::seed
 pub fn response_seed(prompt_seed: u64, k: usize) -> u64 {
-    Fnv::default()
+    Fnv64::new()
         .write(&prompt_seed.to_le_bytes())
         .write(&(k as u64).to_le_bytes())
         .finish()
 }
 
-/// `path` absolute (joined to the working directory, `.` and `..` folded lexically).
-pub fn absolute(path: &Path) -> PathBuf {
-    let joined = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(path)
-    };
-    let mut out = PathBuf::new();
-    for c in joined.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
-}
-
-/// `target` written relative to the folder `base` (both made absolute first), with `..` where
-/// needed; `target` itself (absolute) when they share no root (another drive on Windows).
-pub fn relative_to(target: &Path, base: &Path) -> PathBuf {
-    let (t, b) = (absolute(target), absolute(base));
-    let tc: Vec<_> = t.components().collect();
-    let bc: Vec<_> = b.components().collect();
-    let common = tc.iter().zip(&bc).take_while(|(x, y)| x == y).count();
-    if common == 0 {
-        return t;
-    }
-    let mut out = PathBuf::new();
-    for _ in common..bc.len() {
-        out.push("..");
-    }
-    for c in &tc[common..] {
-        out.push(c.as_os_str());
-    }
-    out
-}
+pub use mixed_r1_data::paths::{absolute, relative_to};
 
 /// Standard base64 (RFC 4648, `+/`, padding optional; white space ignored). `None` on any
 /// other character or an impossible length.
@@ -180,19 +114,6 @@ mod tests {
         assert!(base64_decode("Zm9v!").is_none());
         assert!(base64_decode("Z").is_none());
         assert!(base64_decode("Zg==Zg").is_none());
-    }
-
-    #[test]
-    fn relative_paths() {
-        assert_eq!(
-            relative_to(Path::new("/a/b/img/x.png"), Path::new("/a/b")),
-            PathBuf::from("img/x.png")
-        );
-        assert_eq!(
-            relative_to(Path::new("/a/img/x.png"), Path::new("/a/b/c")),
-            PathBuf::from("../../img/x.png")
-        );
-        assert_eq!(absolute(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
     }
 
     #[test]

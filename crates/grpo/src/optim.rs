@@ -573,12 +573,13 @@ mod fused {
             return None;
         };
         let (start, end) = layout.contiguous_offsets()?;
-        Some(
-            data[start..end]
-                .par_chunks(CHUNK)
-                .map(|c| c.iter().map(|x| x * x).sum::<f32>() as f64)
-                .sum(),
-        )
+        // Chunk sums in parallel, added up in chunk order: rayon's own `sum` adds in an order
+        // that depends on work stealing, and a resumed run must see the same norm to the bit.
+        let chunks: Vec<f64> = data[start..end]
+            .par_chunks(CHUNK)
+            .map(|c| c.iter().map(|x| x * x).sum::<f32>() as f64)
+            .collect();
+        Some(chunks.iter().sum())
     }
 
     fn slices<'a>(

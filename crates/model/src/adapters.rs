@@ -15,9 +15,7 @@ use crate::lora::{
 };
 use crate::model::Model;
 
-/// The file names PEFT reads.
-pub const ADAPTER_CONFIG: &str = "adapter_config.json";
-pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
+pub use crate::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
 
 /// PEFT prefixes every tensor of a causal-LM adapter with the wrapper's path.
 const PEFT_PREFIX: &str = "base_model.model.";

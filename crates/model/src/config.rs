@@ -300,7 +300,7 @@ impl ModelConfig {
         };
         if arch == Arch::InternVl {
             // Checked here so a bad vision section is reported when the config is read.
-            crate::internvl::InternVlConfig::from_json(value, path)?;
+            crate::internvl_config::InternVlConfig::from_json(value, path)?;
         }
         let tok = |k: &str| get(&sections, k).and_then(Value::as_u64).map(|x| x as u32);
         Ok(ModelConfig {
@@ -308,7 +308,7 @@ impl ModelConfig {
             text,
             vision,
             image_token_id: tok("image_token_id").or(if arch == Arch::InternVl {
-                Some(crate::internvl::DEFAULT_IMAGE_TOKEN_ID)
+                Some(crate::internvl_config::DEFAULT_IMAGE_TOKEN_ID)
             } else {
                 None
             }),

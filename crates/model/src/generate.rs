@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::decoder::KvCache;
 use crate::error::{ModelError, Result};
 use crate::fastmath::{block_sum_exp, exp_f32, row_max, BLOCK};
+pub use crate::model::Prompt;
 use crate::model::{Batch, ImageInputs, Model};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,27 +76,6 @@ impl SamplingConfig {
             return Err(ModelError::invalid("top_p must be in (0, 1]"));
         }
         Ok(())
-    }
-}
-
-/// One prompt: token ids (chat template already applied, image pads expanded) and its images.
-#[derive(Debug, Clone)]
-pub struct Prompt {
-    pub ids: Vec<u32>,
-    pub images: Option<ImageInputs>,
-    /// This prompt's own sampling seed. When set, its tokens depend on the prompt and this seed
-    /// only, never on the rest of the batch; otherwise the row's seed derives from the
-    /// config's seed and the row index.
-    pub seed: Option<u64>,
-}
-
-impl Prompt {
-    pub fn text(ids: Vec<u32>) -> Prompt {
-        Prompt {
-            ids,
-            images: None,
-            seed: None,
-        }
     }
 }
 

@@ -42,6 +42,7 @@ pub mod gemv;
 pub mod generate;
 pub mod gguf;
 pub mod internvl;
+pub mod internvl_config;
 pub mod internvl_processor;
 pub mod logprobs;
 pub mod lora;

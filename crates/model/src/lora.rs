@@ -28,6 +28,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ModelError, Result};
 use crate::params::Params;
 
+/// The file names of a PEFT adapter folder (`adapter_config.json` marks one).
+pub const ADAPTER_CONFIG: &str = "adapter_config.json";
+pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
+
 /// The projections PEFT users target on Qwen2 / Llama: attention and MLP of every layer.
 pub const DEFAULT_TARGETS: [&str; 7] = [
     "q_proj",

@@ -69,6 +69,28 @@ pub struct ImageInputs {
     pub grids: Vec<[usize; 3]>,
 }
 
+/// One prompt for generation (`generate::generate`): token ids (chat template already applied,
+/// image pads expanded) and its images.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    pub ids: Vec<u32>,
+    pub images: Option<ImageInputs>,
+    /// This prompt's own sampling seed. When set, its tokens depend on the prompt and this seed
+    /// only, never on the rest of the batch; otherwise the row's seed derives from the
+    /// config's seed and the row index.
+    pub seed: Option<u64>,
+}
+
+impl Prompt {
+    pub fn text(ids: Vec<u32>) -> Prompt {
+        Prompt {
+            ids,
+            images: None,
+            seed: None,
+        }
+    }
+}
+
 /// A padded batch of token ids with its attention mask (1 = token, 0 = padding).
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -226,9 +248,7 @@ impl Model {
                 "not a model folder (config.json + safetensors) or a .gguf file",
             ));
         }
-        if !path.join("config.json").is_file()
-            && path.join(crate::adapters::ADAPTER_CONFIG).is_file()
-        {
+        if !path.join("config.json").is_file() && path.join(crate::lora::ADAPTER_CONFIG).is_file() {
             return Model::load_with_adapter(path, opts);
         }
         let config = ModelConfig::from_file(&path.join("config.json"))?;
@@ -260,7 +280,7 @@ impl Model {
     /// A PEFT adapter folder: the base model its `base_model_name_or_path` names (as given, or
     /// relative to the adapter folder), with the adapters on top.
     pub fn load_with_adapter(dir: &Path, opts: &LoadOptions) -> Result<Model> {
-        let cfg_path = dir.join(crate::adapters::ADAPTER_CONFIG);
+        let cfg_path = dir.join(crate::lora::ADAPTER_CONFIG);
         let text = std::fs::read_to_string(&cfg_path).map_err(|e| ModelError::io(&cfg_path, e))?;
         let v: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| ModelError::format(&cfg_path, format!("not valid JSON: {e}")))?;
@@ -580,12 +600,12 @@ impl Model {
     }
 
     /// Renders a conversation with the chat template, runs the image processor, expands the
-    /// image pads and tokenises: a prompt ready for [`crate::generate::generate`].
+    /// image pads and tokenises: a prompt ready for `generate::generate`.
     pub fn chat_prompt(
         &self,
         messages: &[crate::chat::Message],
         images: &[image::DynamicImage],
-    ) -> Result<crate::generate::Prompt> {
+    ) -> Result<Prompt> {
         let tok = self
             .tokenizer
             .as_ref()
@@ -614,7 +634,7 @@ impl Model {
                     grids: processed.tiles.iter().map(|&n| [n, 1, 1]).collect(),
                 });
             }
-            return Ok(crate::generate::Prompt {
+            return Ok(Prompt {
                 ids: tok.encode(&text)?,
                 images: image_inputs,
                 seed: None,
@@ -638,7 +658,7 @@ impl Model {
                 grids: processed.grids,
             });
         }
-        Ok(crate::generate::Prompt {
+        Ok(Prompt {
             ids: tok.encode(&text)?,
             images: image_inputs,
             seed: None,
@@ -653,7 +673,7 @@ impl Model {
         system: Option<&str>,
         text: &str,
         images: &[image::DynamicImage],
-    ) -> Result<crate::generate::Prompt> {
+    ) -> Result<Prompt> {
         use crate::chat::{Message, Part};
         let pieces: Vec<&str> = text.split("<image>").collect();
         let markers = pieces.len() - 1;

@@ -32,8 +32,8 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use super::conversation::json_number;
-use super::misc::{letter, render_options};
 use super::{parse_json_file, read_text, Ctx, DataError, Rows};
+use crate::options::{letter, render_options};
 use crate::schema::{Answer, Draft, Origin, Reject, Row, Stage, Task};
 use mixed_r1_reward::iou::Frame;
 

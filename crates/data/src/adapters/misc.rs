@@ -10,21 +10,9 @@ use serde_json::{Map, Value};
 
 use super::conversation::json_number;
 use super::{clip, id_string, parse_json_file, read_text, resolve_image, Ctx, DataError, Rows};
+use crate::options::{letter, render_options};
 use crate::schema::{Answer, Draft, Task};
 use mixed_r1_reward::iou::Frame;
-
-/// The option lines a multiple-choice problem shows: `(A) first`, `(B) second`, ...
-pub fn render_options(choices: &[String]) -> String {
-    let mut s = String::from("Options:");
-    for (i, c) in choices.iter().enumerate() {
-        s.push_str(&format!("\n({}) {}", letter(i), c));
-    }
-    s
-}
-
-pub(crate) fn letter(i: usize) -> char {
-    (b'A' + (i.min(25) as u8)) as char
-}
 
 /// The default RefCOCO prompt, modelled on VLM-R1's REC question.
 pub const REFCOCO_PROMPT: &str =

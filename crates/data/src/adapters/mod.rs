@@ -29,6 +29,9 @@ mod conversation;
 mod easyvqa;
 mod misc;
 mod ours;
+mod parquet;
+
+pub use parquet::{read_easyr1_parquet, read_verl_parquet};
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -45,52 +48,7 @@ pub use easyvqa::{shape_box, EASY_VQA_COLOURS, EASY_VQA_SHAPES};
 /// Rows of one source: a draft, or the reason that row could not be read.
 pub type Rows = Vec<Result<Row<Draft>, Reject>>;
 
-/// A failure of a whole input (or output) file, naming it.
-#[derive(Debug, thiserror::Error)]
-pub enum DataError {
-    #[error("cannot read {}: {err}", path.display())]
-    Read { path: PathBuf, err: std::io::Error },
-    #[error("cannot write {}: {err}", path.display())]
-    Write { path: PathBuf, err: std::io::Error },
-    /// The file is there but is not what its format says (not JSON, wrong top-level shape, ...).
-    #[error("{}: {msg}", path.display())]
-    Format { path: PathBuf, msg: String },
-    #[error("{}: Parquet: {msg}", path.display())]
-    Parquet { path: PathBuf, msg: String },
-}
-
-impl DataError {
-    pub fn read(path: &Path, err: std::io::Error) -> DataError {
-        DataError::Read {
-            path: path.to_path_buf(),
-            err,
-        }
-    }
-
-    pub fn write(path: &Path, err: std::io::Error) -> DataError {
-        DataError::Write {
-            path: path.to_path_buf(),
-            err,
-        }
-    }
-
-    pub fn format(path: &Path, msg: impl Into<String>) -> DataError {
-        DataError::Format {
-            path: path.to_path_buf(),
-            msg: msg.into(),
-        }
-    }
-
-    /// The file the error is about.
-    pub fn path(&self) -> &Path {
-        match self {
-            DataError::Read { path, .. }
-            | DataError::Write { path, .. }
-            | DataError::Format { path, .. }
-            | DataError::Parquet { path, .. } => path,
-        }
-    }
-}
+pub use crate::error::DataError;
 
 /// Reads every row of a source. See the module docs for the formats.
 pub fn read_source(spec: &SourceSpec) -> Result<Rows, DataError> {
@@ -99,8 +57,8 @@ pub fn read_source(spec: &SourceSpec) -> Result<Rows, DataError> {
         SourceFormat::Jsonl => ours::read_jsonl(&ctx),
         SourceFormat::Llava => conversation::read_llava(&ctx),
         SourceFormat::VlmR1 => conversation::read_vlm_r1(&ctx),
-        SourceFormat::Verl => crate::parquet_io::read_verl_parquet_with(&ctx),
-        SourceFormat::Easyr1 => crate::parquet_io::read_easyr1_parquet_with(&ctx),
+        SourceFormat::Verl => parquet::read_verl_parquet_with(&ctx),
+        SourceFormat::Easyr1 => parquet::read_easyr1_parquet_with(&ctx),
         SourceFormat::Refcoco => misc::read_refcoco(&ctx),
         SourceFormat::Chartqa => misc::read_chartqa(&ctx),
         SourceFormat::CocoCaptions => misc::read_coco_captions(&ctx),
@@ -136,7 +94,7 @@ pub fn detect_format(path: &Path) -> Option<SourceFormat> {
     }
     let ext = path.extension()?.to_str()?.to_ascii_lowercase();
     match ext.as_str() {
-        "parquet" => crate::parquet_io::detect_parquet(path),
+        "parquet" => parquet::detect_parquet(path),
         "jsonl" | "ndjson" => {
             let text = fs::read_to_string(path).ok()?;
             let first = text.lines().find(|l| !l.trim().is_empty())?;

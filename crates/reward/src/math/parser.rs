@@ -7,6 +7,7 @@
 
 use super::lexer::{Func, Rel, Tok, Token};
 use super::{Budget, MathError};
+use mixed_r1_stable_hash::Fnv64;
 
 /// One node of a parsed answer. Scalar nodes evaluate to numbers; the others (brackets, sets,
 /// lists, relations, matrices) only appear at the top of an answer and are turned into
@@ -47,18 +48,17 @@ pub(crate) enum Node {
 /// FNV-1a over the bytes of a name, white space ignored, so `x_{1}` and `x_{ 1 }` agree.
 pub(crate) fn name_hash(seed: u64, s: &str) -> u64 {
     let mut h = if seed == 0 {
-        0xcbf2_9ce4_8422_2325
+        Fnv64::new()
     } else {
-        seed
+        Fnv64::from_state(seed)
     };
     for &b in s.as_bytes() {
         if b.is_ascii_whitespace() || b == b'{' || b == b'}' {
             continue;
         }
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
+        h.byte(b);
     }
-    h
+    h.finish()
 }
 
 pub(crate) struct Parser<'a, 'b> {
