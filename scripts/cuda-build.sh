@@ -59,6 +59,9 @@ fi
 # runtime as libcudart.a makes the linker take that (it prefers a .so found first), so the binary
 # needs no libcudart.so at start; the runtime finds the driver itself when a GPU is first used.
 # LIBRARY_PATH reaches the linker without changing RUSTFLAGS (which would rebuild everything).
+# The toolchain's lib/ must then offer no `libcudart.so`: `-L` folders are searched before
+# LIBRARY_PATH, and a thin-LTO build only hid the problem by dropping the MoE code that uses it.
+rm -f "$CUDA_ROOT/lib/libcudart.so"
 static_dir="$CUDA_ROOT/lib-static-cudart"
 mkdir -p "$static_dir"
 ln -sf ../lib/libcudart_static.a "$static_dir/libcudart.a"

