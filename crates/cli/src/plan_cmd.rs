@@ -39,7 +39,7 @@ pub struct PlanArgs {
     /// a .gguf (`model.path`).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Or a named tiny config (`model.tiny`): tiny-qwen2.5-vl, tiny-qwen2.
+    /// Or a named tiny config (`model.tiny`): tiny-qwen2.5-vl, tiny-internvl, tiny-qwen2.
     #[arg(long)]
     tiny: Option<String>,
     /// tokenizer.json of a tiny model (its vocabulary sizes the embeddings).

@@ -23,7 +23,8 @@ pub struct TrainArgs {
     /// Policy: a Hugging Face folder or .gguf (`model.path`).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Policy: a named tiny config built from scratch (`model.tiny`): tiny-qwen2.5-vl, tiny-qwen2.
+    /// Policy: a named tiny config built from scratch (`model.tiny`): tiny-qwen2.5-vl,
+    /// tiny-internvl, tiny-qwen2.
     #[arg(long)]
     tiny: Option<String>,
     /// tokenizer.json for a tiny model (`model.tokenizer`).
@@ -282,7 +283,7 @@ pub struct SftArgs {
     /// Start from a Hugging Face folder or .gguf.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Or from a named tiny config: tiny-qwen2.5-vl, tiny-qwen2.
+    /// Or from a named tiny config: tiny-qwen2.5-vl, tiny-internvl, tiny-qwen2.
     #[arg(long)]
     tiny: Option<String>,
     /// tokenizer.json for a tiny model.

