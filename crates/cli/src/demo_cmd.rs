@@ -283,7 +283,7 @@ pub fn run(mut a: DemoArgs) -> Result<()> {
     let model = tiny::build(&a.tiny, &tokenizer, a.seed, &opts)?;
     // Boxes are read in the frame the policy writes (InternVL: rel1000) in SFT prompts, evals and
     // GRPO alike.
-    mixed_r1_eval::model_responder::follow_model_frame(&mut reward, model.config.arch);
+    mixed_r1_eval::model_responder::follow_model_frame(&mut reward, &model);
     let (total, _) = model.params().count();
     println!("model: {}, {:.1}M parameters", a.tiny, total as f64 / 1e6);
     // The policy is asked for the format the reward scores.

@@ -44,6 +44,12 @@ fn demo_runs_tiny_internvl() {
     demo_in_miniature("tiny-internvl");
 }
 
+/// And with Qwen3-VL (DeepStack, interleaved M-RoPE, its boxes in rel1000).
+#[test]
+fn demo_runs_tiny_qwen3_vl() {
+    demo_in_miniature("tiny-qwen3-vl");
+}
+
 fn demo_in_miniature(tiny: &str) {
     let dir = tempfile::tempdir().unwrap();
     let out = bin()

@@ -76,6 +76,14 @@ pub trait Responder {
     fn box_frame(&self) -> Option<mixed_r1_reward::iou::Frame> {
         None
     }
+
+    /// Sets the reward's predicted-box frame (and what reading it needs) to this responder's,
+    /// unless the config names a frame.
+    fn follow_frame(&self, reward: &mut mixed_r1_reward::RewardConfig) {
+        if reward.iou.pred_frame.is_none() {
+            reward.iou.pred_frame = self.box_frame();
+        }
+    }
 }
 
 /// A line of a responses file that could not be read.

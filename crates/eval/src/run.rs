@@ -235,9 +235,7 @@ pub fn run(cfg: &EvalConfig, opts: &RunOptions, responder: &mut dyn Responder) -
     cfg.validate()?;
     let mut cfg = cfg.resolved();
     // Predicted boxes default to the frame the model writes (the prompt names it too).
-    if cfg.reward.iou.pred_frame.is_none() {
-        cfg.reward.iou.pred_frame = responder.box_frame();
-    }
+    responder.follow_frame(&mut cfg.reward);
     let template = cfg.prompt_template();
     if opts.data.is_empty() {
         bail!("no data: give at least one --data file");

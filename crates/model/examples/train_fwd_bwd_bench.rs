@@ -156,6 +156,8 @@ fn tiny_config() -> ModelConfig {
             tie_word_embeddings: true,
             qkv_bias: true,
             mrope_section: Some(vec![4, 6, 6]),
+            mrope_interleaved: false,
+            qk_norm: false,
             bos_token_id: None,
             eos_token_ids: vec![151_645, 151_643],
         },

@@ -22,7 +22,7 @@ const PEFT_PREFIX: &str = "base_model.model.";
 
 /// What a module's name is in the transformers model (PEFT's keys), from our canonical name.
 fn hf_module_name(model: &Model, module: &str) -> String {
-    if model.config.vision.is_some() {
+    if model.config.vision.is_some() || model.config.arch == crate::config::Arch::Qwen3Vl {
         if let Some(rest) = module.strip_prefix("model.") {
             return format!("model.language_model.{rest}");
         }

@@ -22,6 +22,9 @@ pub enum Arch {
     /// `InternVLForConditionalGeneration` (InternVL3 / InternVL2.5 in the Hugging Face layout,
     /// with a Qwen2 language model); the vision settings are read by [`crate::internvl`].
     InternVl,
+    /// `Qwen3VLForConditionalGeneration` (dense Qwen3-VL); the vision settings are read by
+    /// [`crate::qwen3_vl`].
+    Qwen3Vl,
 }
 
 impl Arch {
@@ -31,6 +34,7 @@ impl Arch {
             Arch::Llama => "LlamaForCausalLM",
             Arch::Qwen25Vl => "Qwen2_5_VLForConditionalGeneration",
             Arch::InternVl => "InternVLForConditionalGeneration",
+            Arch::Qwen3Vl => "Qwen3VLForConditionalGeneration",
         }
     }
     pub fn model_type(self) -> &'static str {
@@ -39,6 +43,7 @@ impl Arch {
             Arch::Llama => "llama",
             Arch::Qwen25Vl => "qwen2_5_vl",
             Arch::InternVl => "internvl",
+            Arch::Qwen3Vl => "qwen3_vl",
         }
     }
 }
@@ -61,6 +66,12 @@ pub struct TextConfig {
     pub qkv_bias: bool,
     /// Multimodal rotary sections (temporal, height, width) in units of half the head dim.
     pub mrope_section: Option<Vec<usize>>,
+    /// Qwen3-VL's interleaved M-RoPE: frequency `j` follows the height row when `j % 3 == 1`,
+    /// the width row when `j % 3 == 2` (each while `j < 3 * section`), else the temporal row;
+    /// Qwen2.5-VL gives each axis one contiguous block instead.
+    pub mrope_interleaved: bool,
+    /// Qwen3's per-head RMSNorm on queries and keys before the rotary (`q_norm` / `k_norm`).
+    pub qk_norm: bool,
     pub bos_token_id: Option<u32>,
     pub eos_token_ids: Vec<u32>,
 }
@@ -127,9 +138,30 @@ fn ids(v: Option<&Value>) -> Vec<u32> {
 }
 
 impl ModelConfig {
-    /// Whether the model takes images (a Qwen2.5-VL vision tower or InternVL's).
+    /// Whether the model takes images (a Qwen2.5-VL vision tower, InternVL's or Qwen3-VL's).
     pub fn takes_images(&self) -> bool {
-        self.vision.is_some() || self.arch == Arch::InternVl
+        self.vision.is_some() || matches!(self.arch, Arch::InternVl | Arch::Qwen3Vl)
+    }
+
+    /// Whether positions are multimodal (M-RoPE: temporal, height, width rows).
+    pub fn uses_mrope(&self) -> bool {
+        matches!(self.arch, Arch::Qwen25Vl | Arch::Qwen3Vl)
+    }
+
+    /// How many patches per side one image token merges (Qwen2.5-VL / Qwen3-VL).
+    pub fn spatial_merge_size(&self) -> Option<usize> {
+        if let Some(v) = &self.vision {
+            return Some(v.spatial_merge_size);
+        }
+        if self.arch == Arch::Qwen3Vl {
+            let v = self.raw.as_ref()?.get("vision_config")?;
+            return Some(
+                v.get("spatial_merge_size")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(2) as usize,
+            );
+        }
+        None
     }
 
     pub fn from_file(path: &Path) -> Result<ModelConfig> {
@@ -155,13 +187,14 @@ impl ModelConfig {
             "LlamaForCausalLM" | "llama" => Arch::Llama,
             "Qwen2_5_VLForConditionalGeneration" | "qwen2_5_vl" => Arch::Qwen25Vl,
             "InternVLForConditionalGeneration" | "internvl" => Arch::InternVl,
+            "Qwen3VLForConditionalGeneration" | "qwen3_vl" => Arch::Qwen3Vl,
             other => {
                 return Err(ModelError::format(
                     path,
                     format!(
                         "architecture `{other}` is not supported (Qwen2ForCausalLM, \
                          LlamaForCausalLM, Qwen2_5_VLForConditionalGeneration, \
-                         InternVLForConditionalGeneration are)"
+                         InternVLForConditionalGeneration, Qwen3VLForConditionalGeneration are)"
                     ),
                 ))
             }
@@ -205,7 +238,12 @@ impl ModelConfig {
         let rope_theta = get(&sections, "rope_theta")
             .or_else(|| rope_params.iter().find_map(|m| m.get("rope_theta")))
             .and_then(Value::as_f64)
-            .unwrap_or(10_000.0);
+            // Qwen3VLTextConfig's default_theta; the others default to 10,000.
+            .unwrap_or(if arch == Arch::Qwen3Vl {
+                500_000.0
+            } else {
+                10_000.0
+            });
         let mrope_section = rope_params
             .iter()
             .find_map(|m| m.get("mrope_section"))
@@ -222,7 +260,7 @@ impl ModelConfig {
             opt_usize(&sections, "head_dim").unwrap_or(hidden_size / num_attention_heads.max(1));
         let qkv_bias = match arch {
             Arch::Qwen2 | Arch::Qwen25Vl | Arch::InternVl => true,
-            Arch::Llama => get(&sections, "attention_bias")
+            Arch::Llama | Arch::Qwen3Vl => get(&sections, "attention_bias")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
         };
@@ -259,11 +297,15 @@ impl ModelConfig {
                 // InternVLConfig ties by default, and transformers leaves defaults out on save.
                 .unwrap_or(arch == Arch::InternVl),
             qkv_bias,
-            mrope_section: if arch == Arch::Qwen25Vl {
-                mrope_section
-            } else {
-                None
+            mrope_section: match arch {
+                Arch::Qwen25Vl => mrope_section,
+                // transformers' Qwen3-VL default when the config names none.
+                Arch::Qwen3Vl => mrope_section.or(Some(vec![24, 20, 20])),
+                _ => None,
             },
+            // Qwen3VLTextRotaryEmbedding always interleaves (the config's flag is not read).
+            mrope_interleaved: arch == Arch::Qwen3Vl,
+            qk_norm: arch == Arch::Qwen3Vl,
             bos_token_id: get(&sections, "bos_token_id")
                 .and_then(Value::as_u64)
                 .map(|x| x as u32),
@@ -301,6 +343,9 @@ impl ModelConfig {
         if arch == Arch::InternVl {
             // Checked here so a bad vision section is reported when the config is read.
             crate::internvl_config::InternVlConfig::from_json(value, path)?;
+        }
+        if arch == Arch::Qwen3Vl {
+            crate::qwen3_vl_config::Qwen3VlVisionConfig::from_json(value, path)?;
         }
         let tok = |k: &str| get(&sections, k).and_then(Value::as_u64).map(|x| x as u32);
         Ok(ModelConfig {
@@ -364,6 +409,29 @@ impl ModelConfig {
                     "model_type": "internvl",
                     "text_config": text,
                     "image_token_id": self.image_token_id,
+                    "tie_word_embeddings": t.tie_word_embeddings,
+                })
+            }
+            Arch::Qwen3Vl => {
+                // Only reached for a config built in code without its JSON (the vision section
+                // lives in `raw`, see `crate::qwen3_vl`): the text part is what can be written.
+                let mrope = t.mrope_section.clone().unwrap_or_default();
+                text["model_type"] = json!("qwen3_vl_text");
+                text["attention_bias"] = json!(t.qkv_bias);
+                text["rope_parameters"] = json!({
+                    "rope_type": "default",
+                    "rope_theta": t.rope_theta,
+                    "mrope_section": mrope,
+                    "mrope_interleaved": true,
+                });
+                json!({
+                    "architectures": [self.arch.hf_name()],
+                    "model_type": "qwen3_vl",
+                    "text_config": text,
+                    "image_token_id": self.image_token_id,
+                    "video_token_id": self.video_token_id,
+                    "vision_start_token_id": self.vision_start_token_id,
+                    "vision_end_token_id": self.vision_end_token_id,
                     "tie_word_embeddings": t.tie_word_embeddings,
                 })
             }

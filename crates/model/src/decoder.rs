@@ -2,7 +2,9 @@
 //!
 //! Grouped-query attention, rotary position embedding (plain, or multimodal with
 //! `mrope_section`: each third of the rotary frequencies follows its own position row), RMSNorm,
-//! SwiGLU, optional q/k/v bias, tied or untied head. The attention never copies K/V per query
+//! SwiGLU, optional q/k/v bias, tied or untied head. Qwen3-VL adds a per-head RMSNorm on queries and
+//! keys (`qk_norm`), interleaved M-RoPE (`mrope_interleaved`) and DeepStack: visual features
+//! added to the hidden states of the first layers at the image positions ([`DeepStack`]). The attention never copies K/V per query
 //! head: queries are grouped under their KV head instead, which is the same arithmetic.
 //!
 //! Gradient checkpointing (`set_gradient_checkpointing`): candle has no
@@ -31,6 +33,9 @@ use crate::params::{Init, Params};
 struct Layer {
     input_norm: Tensor,
     post_norm: Tensor,
+    /// Qwen3's per-head RMSNorm of queries / keys (`head_dim` weights), when `qk_norm`.
+    q_norm: Option<Tensor>,
+    k_norm: Option<Tensor>,
     q: Proj,
     k: Proj,
     v: Proj,
@@ -163,7 +168,15 @@ impl Decoder {
                 Ok(Proj { w, b, lora })
             };
             let qkv_bias = cfg.qkv_bias;
+            let head_norm = |name: &str| -> Result<Option<Tensor>> {
+                match cfg.qk_norm {
+                    true => Ok(Some(params.get_shaped(&layer_name(l, name), &[hd])?)),
+                    false => Ok(None),
+                }
+            };
             layers.push(Layer {
+                q_norm: head_norm("self_attn.q_norm.weight")?,
+                k_norm: head_norm("self_attn.k_norm.weight")?,
                 input_norm: params.get_shaped(&layer_name(l, "input_layernorm.weight"), &[h])?,
                 post_norm: params
                     .get_shaped(&layer_name(l, "post_attention_layernorm.weight"), &[h])?,
@@ -243,6 +256,10 @@ impl Decoder {
                 }
             }
             add("self_attn.o_proj.weight", vec![h, nh * hd], w);
+            if cfg.qk_norm {
+                add("self_attn.q_norm.weight", vec![hd], Init::Const(1.0));
+                add("self_attn.k_norm.weight", vec![hd], Init::Const(1.0));
+            }
             add("mlp.gate_proj.weight", vec![i, h], w);
             add("mlp.up_proj.weight", vec![i, h], w);
             add("mlp.down_proj.weight", vec![h, i], w);
@@ -274,6 +291,9 @@ impl Decoder {
         let (rows, b, t) = positions.dims3()?;
         let half = self.cfg.head_dim / 2;
         let dev = positions.device();
+        if let (true, Some(s), 3) = (self.cfg.mrope_interleaved, &self.cfg.mrope_section, rows) {
+            return self.rotary_interleaved(positions, s);
+        }
         let sections: Vec<usize> = match (&self.cfg.mrope_section, rows) {
             (Some(s), 3) => s.clone(),
             _ => vec![half],
@@ -292,6 +312,41 @@ impl Decoder {
         Ok((emb.cos()?.to_dtype(dtype)?, emb.sin()?.to_dtype(dtype)?))
     }
 
+    /// Interleaved M-RoPE (Qwen3-VL): frequency `j` takes the height row when `j % 3 == 1` and
+    /// `j < 3 * sections[1]`, the width row when `j % 3 == 2` and `j < 3 * sections[2]`, else
+    /// the temporal row. Each row contributes its position times the frequencies it owns (zero
+    /// elsewhere), so the sum is exactly one product per frequency.
+    fn rotary_interleaved(&self, positions: &Tensor, s: &[usize]) -> Result<(Tensor, Tensor)> {
+        let (_, b, t) = positions.dims3()?;
+        let half = self.cfg.head_dim / 2;
+        let dev = positions.device();
+        let owner = |j: usize| -> usize {
+            if j % 3 == 1 && j < 3 * s[1] {
+                1
+            } else if j % 3 == 2 && j < 3 * s[2] {
+                2
+            } else {
+                0
+            }
+        };
+        let mut freqs: Option<Tensor> = None;
+        for r in 0..3 {
+            let own: Vec<f32> = (0..half)
+                .map(|j| if owner(j) == r { self.inv_freq[j] } else { 0.0 })
+                .collect();
+            let f = Tensor::from_vec(own, (1, 1, half), dev)?;
+            let part = positions.get(r)?.unsqueeze(2)?.broadcast_mul(&f)?;
+            freqs = Some(match freqs {
+                Some(acc) => (acc + part)?,
+                None => part,
+            });
+        }
+        let freqs = freqs.expect("three rows");
+        let emb = Tensor::cat(&[&freqs, &freqs], 2)?.reshape((b, 1, t, 2 * half))?;
+        let dtype = self.embed.dtype();
+        Ok((emb.cos()?.to_dtype(dtype)?, emb.sin()?.to_dtype(dtype)?))
+    }
+
     /// Runs the decoder on input embeddings `(B, T, H)`.
     ///
     /// `positions`: `(R, B, T)` f32 rotary positions. `key_valid`: `(B, S)` with 1 for real
@@ -302,10 +357,30 @@ impl Decoder {
         x: &Tensor,
         positions: &Tensor,
         key_valid: &[Vec<u8>],
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
         grad: bool,
     ) -> Result<Tensor> {
+        self.forward_with(x, positions, key_valid, cache, grad, None)
+    }
+
+    /// [`Decoder::forward`] with DeepStack features added after the first layers.
+    pub fn forward_with(
+        &self,
+        x: &Tensor,
+        positions: &Tensor,
+        key_valid: &[Vec<u8>],
+        mut cache: Option<&mut KvCache>,
+        grad: bool,
+        deepstack: Option<&DeepStack>,
+    ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
+        let stacked = deepstack.map_or(0, |d| d.features.len());
+        if stacked > self.layers.len() {
+            return Err(crate::error::ModelError::invalid(format!(
+                "{stacked} DeepStack features for a decoder of {} layers",
+                self.layers.len()
+            )));
+        }
         let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
         let (cos, sin) = self.rotary(positions)?;
         let mask = attention_mask(key_valid, past, t, x.dtype(), x.device())?;
@@ -315,32 +390,43 @@ impl Decoder {
             }
         }
         let reserve = cache.as_ref().map_or(0, |c| c.capacity);
-        if grad && cache.is_none() && self.checkpointing && !self.layers.is_empty() {
-            let h = self.checkpointed_layers(x, &cos, &sin, &mask)?;
-            return Ok(ops::rms_norm(&h, &self.norm, self.cfg.rms_norm_eps, grad)?);
-        }
+        // Under checkpointing the layers that take DeepStack features run plainly (their
+        // additions need a graph), the rest are recomputed in backward.
+        let checkpoint = grad && cache.is_none() && self.checkpointing;
+        let plain = if checkpoint {
+            stacked
+        } else {
+            self.layers.len()
+        };
         let mut h = x.clone();
-        for (li, layer) in self.layers.iter().enumerate() {
+        for (li, layer) in self.layers.iter().enumerate().take(plain) {
             let slot = cache.as_deref_mut().map(|c| (&mut c.layers[li], reserve));
             h = layer_forward(&self.cfg, layer, &h, &cos, &sin, &mask, slot, b, t, grad)?;
+            if let Some(d) = deepstack.filter(|_| li < stacked) {
+                h = d.add_to(&h, li)?;
+            }
+        }
+        if plain < self.layers.len() {
+            h = self.checkpointed_layers(&h, plain, &cos, &sin, &mask)?;
         }
         Ok(ops::rms_norm(&h, &self.norm, self.cfg.rms_norm_eps, grad)?)
     }
 
-    /// The layers of a training forward under gradient checkpointing (see the module docs).
+    /// Layers `start..` of a training forward under gradient checkpointing (see the module docs).
     fn checkpointed_layers(
         &self,
         x: &Tensor,
+        start: usize,
         cos: &Tensor,
         sin: &Tensor,
         mask: &Tensor,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        let n = self.layers.len();
+        let n = self.layers.len() - start;
         let mut inputs = Vec::with_capacity(n);
         let mut states = Vec::with_capacity(n);
         let mut h = x.detach();
-        for layer in self.layers.iter() {
+        for layer in self.layers.iter().skip(start) {
             inputs.push(h.clone());
             states.push(self.lora_state.as_ref().map(|s| s.snapshot()));
             // The same differentiable ops as the plain path (so the recompute gives the same
@@ -357,6 +443,7 @@ impl Decoder {
         let op = Checkpointed {
             cfg: self.cfg.clone(),
             layers: self.layers.clone(),
+            start,
             inputs,
             states,
             lora_state: self.lora_state.clone(),
@@ -397,6 +484,7 @@ impl Layer {
     /// The layer's weights that take a gradient (variables), adapters included.
     fn variables(&self) -> Vec<&Tensor> {
         let mut out = vec![&self.input_norm, &self.post_norm];
+        out.extend(self.q_norm.iter().chain(self.k_norm.iter()));
         for p in [
             &self.q, &self.k, &self.v, &self.o, &self.gate, &self.up, &self.down,
         ] {
@@ -417,7 +505,9 @@ impl Layer {
 struct Checkpointed {
     cfg: TextConfig,
     layers: Arc<Vec<Layer>>,
-    /// Input of every layer, detached.
+    /// The first checkpointed layer (the ones before it ran plainly).
+    start: usize,
+    /// Input of every checkpointed layer, detached.
     inputs: Vec<Tensor>,
     /// The LoRA state before every layer's forward.
     states: Vec<Option<(bool, u64, u64)>>,
@@ -497,7 +587,7 @@ impl Checkpointed {
     fn recompute(&self, grad_out: &Tensor) -> Result<(Tensor, GradStore)> {
         let mut store = GradStore::default();
         let mut g = grad_out.clone();
-        for (i, layer) in self.layers.iter().enumerate().rev() {
+        for (i, layer) in self.layers.iter().skip(self.start).enumerate().rev() {
             if let (Some(s), Some(snap)) = (&self.lora_state, self.states[i]) {
                 s.restore(snap);
             }
@@ -545,8 +635,18 @@ fn attention(
     let heads = |y: Tensor, n: usize| -> Result<Tensor> {
         Ok(y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()?)
     };
-    let q = heads(layer.q.forward(x, grad)?, nh)?;
-    let k = heads(layer.k.forward(x, grad)?, nkv)?;
+    // Qwen3's q/k norms act on each head's vector, before the rotary.
+    let normed = |y: Tensor, n: &Option<Tensor>| -> Result<Tensor> {
+        match n {
+            Some(w) => Ok(
+                ops::rms_norm(&y.reshape((b, t, (), hd))?, w, cfg.rms_norm_eps, grad)?
+                    .reshape((b, t, ()))?,
+            ),
+            None => Ok(y),
+        }
+    };
+    let q = heads(normed(layer.q.forward(x, grad)?, &layer.q_norm)?, nh)?;
+    let k = heads(normed(layer.k.forward(x, grad)?, &layer.k_norm)?, nkv)?;
     let v = heads(layer.v.forward(x, grad)?, nkv)?;
     let q = ops::apply_rotary(&q, cos, sin)?;
     let k = ops::apply_rotary(&k, cos, sin)?;
@@ -567,6 +667,70 @@ fn attention(
         .transpose(1, 2)?
         .reshape((b, t, nh * hd))?;
     layer.o.forward(&out, grad)
+}
+
+/// DeepStack (Qwen3-VL): visual features from intermediate vision layers, one `(n_visual, H)`
+/// tensor per decoder layer from the first, added to that layer's output at the image-token
+/// positions (in order of appearance).
+pub struct DeepStack {
+    /// One per decoder layer from layer 0.
+    pub features: Vec<Tensor>,
+    /// For each of the batch's `B * T` positions, its row in a feature tensor, or `n_visual`
+    /// (an appended zero row) for a text position.
+    pick: Tensor,
+    batch: usize,
+    len: usize,
+}
+
+impl DeepStack {
+    /// `visual[b][t]` marks the image-token positions; their count must equal the features' rows.
+    pub fn new(features: Vec<Tensor>, visual: &[Vec<bool>]) -> Result<DeepStack> {
+        let batch = visual.len();
+        let len = visual.first().map_or(0, Vec::len);
+        let rows = match features.first() {
+            Some(f) => f.dim(0)?,
+            None => 0,
+        };
+        let mut pick = Vec::with_capacity(batch * len);
+        let mut k = 0u32;
+        for row in visual {
+            for &v in row {
+                if v {
+                    pick.push(k);
+                    k += 1;
+                } else {
+                    pick.push(rows as u32);
+                }
+            }
+        }
+        if k as usize != rows {
+            return Err(crate::error::ModelError::invalid(format!(
+                "DeepStack: {k} image positions but {rows} feature rows"
+            )));
+        }
+        let dev = match features.first() {
+            Some(f) => f.device().clone(),
+            None => Device::Cpu,
+        };
+        Ok(DeepStack {
+            features,
+            pick: Tensor::from_vec(pick, batch * len, &dev)?,
+            batch,
+            len,
+        })
+    }
+
+    /// `h + features[layer]` at the image positions (differentiable in both).
+    fn add_to(&self, h: &Tensor, layer: usize) -> Result<Tensor> {
+        let f = &self.features[layer];
+        let hid = h.dim(2)?;
+        let zero = Tensor::zeros((1, hid), f.dtype(), f.device())?;
+        let placed = Tensor::cat(&[f, &zero], 0)?
+            .index_select(&self.pick, 0)?
+            .reshape((self.batch, self.len, hid))?
+            .to_dtype(h.dtype())?;
+        Ok((h + placed)?)
+    }
 }
 
 impl Decoder {

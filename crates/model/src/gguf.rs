@@ -137,6 +137,8 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
         tie_word_embeddings: !has_output,
         qkv_bias: has_bias,
         mrope_section: None,
+        mrope_interleaved: false,
+        qk_norm: false,
         bos_token_id: meta_u32(&content, "tokenizer.ggml.bos_token_id", path)
             .ok()
             .map(|v| v as u32),

@@ -1,4 +1,4 @@
-//! `mixed-r1-model`: Qwen2.5-VL, InternVL, Qwen2/Qwen2.5 and Llama on candle.
+//! `mixed-r1-model`: Qwen2.5-VL, Qwen3-VL, InternVL, Qwen2/Qwen2.5 and Llama on candle.
 //!
 //! One forward pass serves generation and training: every op it uses has a backward when a
 //! gradient is asked for (see [`ops`]), so the log-probs the trainer differentiates are the
@@ -17,6 +17,8 @@
 //!   [`chat_template`]: the model's own Jinja chat template, rendered as transformers does.
 //! - [`internvl`]: InternVL's vision tower (InternViT), pixel shuffle and projector;
 //!   [`internvl_processor`]: its dynamic-tiling image processor and `<IMG_CONTEXT>` expansion.
+//! - [`qwen3_vl`]: Qwen3-VL's vision tower (learned interpolated position grid, full attention)
+//!   and DeepStack mergers; its decoder is [`decoder`] with q/k norms and interleaved M-RoPE.
 //! - [`gguf`]: GGUF checkpoints (llama.cpp) dequantised into the same weights.
 //! - [`model`]: a loaded model: folder / GGUF / random init, forward, save.
 //! - [`frozen_linear`]: `x @ w^T` for a frozen weight, whose backward skips the weight's
@@ -51,6 +53,8 @@ pub mod model;
 pub mod ops;
 pub mod params;
 pub mod processor;
+pub mod qwen3_vl;
+pub mod qwen3_vl_config;
 pub mod rope_index;
 pub mod token_logprob;
 pub mod tokenizer;

@@ -44,7 +44,16 @@ pub const DEFAULT_TARGETS: [&str; 7] = [
 ];
 
 /// The vision tower's projections (Qwen2.5-VL block names), adapted when `vision = true`.
-pub const VISION_TARGETS: [&str; 5] = ["qkv", "proj", "gate_proj", "up_proj", "down_proj"];
+pub const VISION_TARGETS: [&str; 7] = [
+    "qkv",
+    "proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+    // Qwen3-VL's vision MLP.
+    "linear_fc1",
+    "linear_fc2",
+];
 
 /// The `[lora]` section of a run: which modules get adapters, and their shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

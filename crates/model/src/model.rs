@@ -18,6 +18,7 @@ use crate::lora::{LoraConfig, LoraRuntime};
 use crate::mixed::MasterWeights;
 use crate::params::Params;
 use crate::processor::ImageProcessor;
+use crate::qwen3_vl::{Qwen3VlVision, Qwen3VlVisionConfig};
 use crate::tokenizer::Tokenizer;
 use crate::vision::VisionTower;
 
@@ -139,7 +140,9 @@ pub struct Model {
     vision: Option<VisionTower>,
     /// InternVL's vision tower and projector (see [`crate::internvl`]).
     internvl: Option<InternVlVision>,
-    /// InternVL's tiling image processor (`processor` is Qwen2.5-VL's).
+    /// Qwen3-VL's vision tower and DeepStack mergers (see [`crate::qwen3_vl`]).
+    qwen3vl: Option<Qwen3VlVision>,
+    /// InternVL's tiling image processor (`processor` is Qwen2.5-VL's and Qwen3-VL's).
     pub internvl_processor: Option<InternVlProcessor>,
     pub tokenizer: Option<Tokenizer>,
     pub processor: Option<ImageProcessor>,
@@ -179,7 +182,18 @@ pub fn param_specs(config: &ModelConfig) -> Vec<(String, Vec<usize>, crate::para
             specs.extend(InternVlVision::param_specs(&c));
         }
     }
+    if let Some(c) = qwen3_vl_vision_config(config) {
+        specs.extend(Qwen3VlVision::param_specs(&c));
+    }
     specs
+}
+
+/// Qwen3-VL's vision settings, read from the config's JSON.
+fn qwen3_vl_vision_config(config: &ModelConfig) -> Option<Qwen3VlVisionConfig> {
+    if config.arch != Arch::Qwen3Vl {
+        return None;
+    }
+    Qwen3VlVisionConfig::from_json(config.raw.as_ref()?, Path::new("config.json")).ok()
 }
 
 impl Model {
@@ -194,7 +208,23 @@ impl Model {
             Some(v) => Some(VisionTower::new(v, &params)?),
             None => None,
         };
-        let processor = config.vision.as_ref().map(|_| ImageProcessor::default());
+        let qwen3vl =
+            match qwen3_vl_vision_config(&config) {
+                Some(c) => Some(Qwen3VlVision::new(&c, &params, None)?),
+                None if config.arch == Arch::Qwen3Vl => return Err(ModelError::invalid(
+                    "a Qwen3-VL config needs its JSON (vision_config) to build the vision tower",
+                )),
+                None => None,
+            };
+        let processor = if qwen3vl.is_some() {
+            Some(ImageProcessor::from_json(
+                &serde_json::from_str(QWEN3_VL_DEFAULT_PREPROCESSOR_JSON)
+                    .map_err(|e| ModelError::invalid(format!("preprocessor config: {e}")))?,
+                Path::new("preprocessor_config.json"),
+            )?)
+        } else {
+            config.vision.as_ref().map(|_| ImageProcessor::default())
+        };
         let (internvl, internvl_processor) = if config.arch == Arch::InternVl {
             let c = InternVlConfig::from_model_config(&config)?;
             let tower = InternVlVision::new(&c, &params)?;
@@ -211,6 +241,7 @@ impl Model {
             decoder,
             vision,
             internvl,
+            qwen3vl,
             internvl_processor,
             tokenizer,
             processor,
@@ -255,7 +286,7 @@ impl Model {
         let config = ModelConfig::from_file(&path.join("config.json"))?;
         let files = safetensors_files(path)?;
         let mut params = Params::new(opts.dtype, opts.device.clone());
-        let vision = config.vision.is_some();
+        let vision = config.vision.is_some() || config.arch == Arch::Qwen3Vl;
         params.load_safetensors(&files, |n| vision || !n.starts_with("visual."))?;
         let tok_path = path.join("tokenizer.json");
         let tokenizer = if tok_path.is_file() {
@@ -266,7 +297,7 @@ impl Model {
         let mut m = Model::from_params(config, params, tokenizer)?;
         m.chat_template = crate::chat_template::ChatTemplate::from_folder(path)?;
         let pp = path.join("preprocessor_config.json");
-        if m.vision.is_some() && pp.is_file() {
+        if (m.vision.is_some() || m.qwen3vl.is_some()) && pp.is_file() {
             m.processor = Some(ImageProcessor::from_file(&pp)?);
             m.preprocessor_json = std::fs::read_to_string(&pp).ok();
         }
@@ -354,6 +385,10 @@ impl Model {
         if let Some(t) = &self.internvl {
             let c = t.config().clone();
             self.internvl = Some(InternVlVision::new(&c, &self.params)?);
+        }
+        if let Some(t) = &self.qwen3vl {
+            let c = t.config().clone();
+            self.qwen3vl = Some(Qwen3VlVision::new(&c, &self.params, self.lora.as_ref())?);
         }
         // What trains may have changed: masters follow (kept for weights still trainable).
         if let Some(old) = self.masters.take() {
@@ -576,8 +611,8 @@ impl Model {
             Arch::Qwen25Vl => QWEN2_5_VL_DEFAULT_SYSTEM,
             Arch::Qwen2 => QWEN2_5_DEFAULT_SYSTEM,
             Arch::Llama => SMOLLM2_DEFAULT_SYSTEM,
-            // InternVL's `-hf` template inserts no system message.
-            Arch::InternVl => "",
+            // InternVL's `-hf` template and Qwen3-VL's insert no system message.
+            Arch::InternVl | Arch::Qwen3Vl => "",
         }
     }
 
@@ -595,6 +630,8 @@ impl Model {
         }
         Ok(if self.internvl_processor.is_some() {
             crate::internvl_processor::render_internvl_chat(messages, add_generation_prompt)
+        } else if self.config.arch == Arch::Qwen3Vl {
+            crate::chat::render_chatml(messages, add_generation_prompt, None)
         } else {
             crate::chat::render_chatml(messages, add_generation_prompt, Some(self.default_system()))
         })
@@ -718,7 +755,7 @@ impl Model {
     /// position a generated token takes.
     pub fn positions(&self, batch: &Batch) -> Result<(Tensor, Vec<i64>)> {
         let dev = self.device();
-        if self.config.arch == Arch::Qwen25Vl {
+        if self.config.uses_mrope() {
             let grids = batch
                 .images
                 .as_ref()
@@ -754,17 +791,42 @@ impl Model {
 
     /// Input embeddings with image features placed at the `<|image_pad|>` positions.
     pub fn embed(&self, batch: &Batch, grad: bool) -> Result<Tensor> {
+        Ok(self.embed_parts(batch, grad)?.0)
+    }
+
+    /// [`Model::embed`], and Qwen3-VL's DeepStack features for the first decoder layers.
+    fn embed_parts(
+        &self,
+        batch: &Batch,
+        grad: bool,
+    ) -> Result<(Tensor, Option<crate::decoder::DeepStack>)> {
         let ids = ids_tensor(&batch.ids, self.device())?;
         let text = self.decoder.embed(&ids)?;
         let Some(images) = &batch.images else {
-            return Ok(text);
+            return Ok((text, None));
         };
         let image_token = self
             .config
             .image_token_id
             .ok_or_else(|| ModelError::invalid("the config names no image_token_id"))?;
+        let mut deepstack = None;
         let feats = if let Some(iv) = &self.internvl {
             iv.forward(&images.pixel_values.to_dtype(self.dtype())?, grad)?
+        } else if let Some(qv) = &self.qwen3vl {
+            let out = qv.forward(
+                &images.pixel_values.to_dtype(self.dtype())?,
+                &images.grids,
+                grad,
+            )?;
+            let visual: Vec<Vec<bool>> = batch
+                .ids
+                .iter()
+                .map(|r| r.iter().map(|&id| id == image_token).collect())
+                .collect();
+            if !out.deepstack.is_empty() {
+                deepstack = Some(crate::decoder::DeepStack::new(out.deepstack, &visual)?);
+            }
+            out.embeds
         } else {
             let vision = self.vision.as_ref().ok_or_else(|| {
                 ModelError::invalid("this model has no vision tower; the batch has images")
@@ -808,7 +870,7 @@ impl Model {
             .reshape((b * t, h))?
             .broadcast_mul(&keep)?
             .add(&placed)?;
-        Ok(merged.reshape((b, t, h))?)
+        Ok((merged.reshape((b, t, h))?, deepstack))
     }
 
     /// Final hidden states `(B, T, H)`. `cache`, when given, holds earlier positions and
@@ -820,7 +882,7 @@ impl Model {
         cache: Option<&mut KvCache>,
         grad: bool,
     ) -> Result<Tensor> {
-        let x = self.embed(batch, grad)?;
+        let (x, deepstack) = self.embed_parts(batch, grad)?;
         let owned;
         let pos = match positions {
             Some(p) => p,
@@ -829,7 +891,8 @@ impl Model {
                 &owned
             }
         };
-        self.decoder.forward(&x, pos, &batch.mask, cache, grad)
+        self.decoder
+            .forward_with(&x, pos, &batch.mask, cache, grad, deepstack.as_ref())
     }
 
     /// Forward with a key mask that also covers cached positions (decoding).
@@ -841,8 +904,9 @@ impl Model {
         cache: Option<&mut KvCache>,
         grad: bool,
     ) -> Result<Tensor> {
-        let x = self.embed(batch, grad)?;
-        self.decoder.forward(&x, positions, key_valid, cache, grad)
+        let (x, deepstack) = self.embed_parts(batch, grad)?;
+        self.decoder
+            .forward_with(&x, positions, key_valid, cache, grad, deepstack.as_ref())
     }
 
     /// Logits `(B, T, vocab)` for a whole batch.
@@ -891,7 +955,18 @@ impl Model {
         // Adapters are saved on their own (`save_adapter`) or merged first (`merge_lora`).
         // InternVL's language model goes back under `language_model.`, as transformers writes.
         let internvl = self.config.arch == Arch::InternVl;
+        let qwen3vl = self.config.arch == Arch::Qwen3Vl;
         let rename = |n: &str| -> String {
+            // Qwen3-VL checkpoints use transformers 5's nesting (`model.language_model.*`,
+            // `model.visual.*`).
+            if qwen3vl {
+                if let Some(rest) = n.strip_prefix("model.") {
+                    return format!("model.language_model.{rest}");
+                }
+                if let Some(rest) = n.strip_prefix("visual.") {
+                    return format!("model.visual.{rest}");
+                }
+            }
             if internvl && (n.starts_with("model.") || n.starts_with("lm_head.")) {
                 if let Some(rest) = n.strip_prefix("lm_head.") {
                     return format!("language_model.lm_head.{rest}");
@@ -946,10 +1021,11 @@ impl Model {
                 write(&dir.join("special_tokens_map.json"), text.as_bytes())?;
             }
         }
-        if self.config.vision.is_some() {
-            let text = match &self.preprocessor_json {
-                Some(t) => t.clone(),
-                None => DEFAULT_PREPROCESSOR_JSON.to_string(),
+        if self.config.vision.is_some() || self.qwen3vl.is_some() {
+            let text = match (&self.preprocessor_json, self.qwen3vl.is_some()) {
+                (Some(t), _) => t.clone(),
+                (None, true) => QWEN3_VL_DEFAULT_PREPROCESSOR_JSON.to_string(),
+                (None, false) => DEFAULT_PREPROCESSOR_JSON.to_string(),
             };
             write(&dir.join("preprocessor_config.json"), text.as_bytes())?;
         }
@@ -978,6 +1054,25 @@ const DEFAULT_PREPROCESSOR_JSON: &str = r#"{
   "min_pixels": 3136,
   "max_pixels": 12845056,
   "patch_size": 14,
+  "merge_size": 2,
+  "temporal_patch_size": 2
+}
+"#;
+
+/// Qwen3-VL's image processor settings (Qwen/Qwen3-VL-*-Instruct), for models built from
+/// scratch: patch 16, merge 2, mean / std 0.5, between 64K and 16M pixels.
+const QWEN3_VL_DEFAULT_PREPROCESSOR_JSON: &str = r#"{
+  "image_processor_type": "Qwen2VLImageProcessorFast",
+  "processor_class": "Qwen3VLProcessor",
+  "do_resize": true,
+  "do_rescale": true,
+  "rescale_factor": 0.00392156862745098,
+  "do_normalize": true,
+  "do_convert_rgb": true,
+  "image_mean": [0.5, 0.5, 0.5],
+  "image_std": [0.5, 0.5, 0.5],
+  "size": {"shortest_edge": 65536, "longest_edge": 16777216},
+  "patch_size": 16,
   "merge_size": 2,
   "temporal_patch_size": 2
 }

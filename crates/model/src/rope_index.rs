@@ -149,13 +149,9 @@ pub fn rope_index(
     let image_token = image_token.ok_or_else(|| {
         ModelError::invalid("rope_index: image grids given but the config has no image_token_id")
     })?;
-    let merge = cfg
-        .vision
-        .as_ref()
-        .map(|v| v.spatial_merge_size)
-        .ok_or_else(|| {
-            ModelError::invalid("rope_index: image grids given but the model has no vision tower")
-        })?;
+    let merge = cfg.spatial_merge_size().ok_or_else(|| {
+        ModelError::invalid("rope_index: image grids given but the model has no vision tower")
+    })?;
     for g in image_grids {
         if g[0] == 0 || g[1] % merge != 0 || g[2] % merge != 0 || g[1] == 0 || g[2] == 0 {
             return Err(ModelError::invalid(format!(

@@ -361,54 +361,7 @@ impl VisionTower {
     /// cos / sin `(num_patches, head_dim)` for patches at `pos` (already in window order).
     fn rotary(&self, pos: &[(usize, usize)], dtype: DType) -> Result<(Tensor, Tensor)> {
         let head_dim = self.cfg.hidden_size / self.cfg.num_heads;
-        let rot = head_dim / 2; // the rotary embedding's dim
-        let n_freq = rot / 2;
-        let dev = self.device();
-        if dtype == DType::F64 {
-            let inv: Vec<f64> = (0..n_freq)
-                .map(|i| 1.0 / 10000f64.powf((2 * i) as f64 / rot as f64))
-                .collect();
-            let mut cos = Vec::with_capacity(pos.len() * head_dim);
-            let mut sin = Vec::with_capacity(pos.len() * head_dim);
-            for &(h, w) in pos {
-                for _ in 0..2 {
-                    for p in [h, w] {
-                        for f in &inv {
-                            let a = p as f64 * f;
-                            cos.push(a.cos());
-                            sin.push(a.sin());
-                        }
-                    }
-                }
-            }
-            let n = pos.len();
-            return Ok((
-                Tensor::from_vec(cos, (n, head_dim), dev)?,
-                Tensor::from_vec(sin, (n, head_dim), dev)?,
-            ));
-        }
-        // f32, as torch: inv_freq = 1 / theta^(arange(0, rot, 2) / rot) in f32, angle = pos * f.
-        let inv: Vec<f32> = (0..n_freq)
-            .map(|i| 1.0 / 10000f32.powf((2 * i) as f32 / rot as f32))
-            .collect();
-        let mut cos = Vec::with_capacity(pos.len() * head_dim);
-        let mut sin = Vec::with_capacity(pos.len() * head_dim);
-        for &(h, w) in pos {
-            for _ in 0..2 {
-                for p in [h, w] {
-                    for f in &inv {
-                        let a = p as f32 * f;
-                        cos.push(a.cos());
-                        sin.push(a.sin());
-                    }
-                }
-            }
-        }
-        let n = pos.len();
-        Ok((
-            Tensor::from_vec(cos, (n, head_dim), dev)?,
-            Tensor::from_vec(sin, (n, head_dim), dev)?,
-        ))
+        rotary_2d(pos, head_dim, 10_000.0, dtype, self.device())
     }
 
     fn run(
@@ -559,41 +512,117 @@ impl VisionTower {
         let q = rope(qkv.narrow(1, 0, 1)?.squeeze(1)?)?;
         let k = rope(qkv.narrow(1, 1, 1)?.squeeze(1)?)?;
         let v = qkv.narrow(1, 2, 1)?.squeeze(1)?;
-        let scale = (hd as f64).powf(-0.5);
-
-        // Consecutive segments of equal length are batched together.
-        let mut outs = Vec::new();
-        let mut i = 0usize;
-        while i + 1 < segs.len() {
-            let start = segs[i];
-            let len = segs[i + 1] - segs[i];
-            let mut j = i + 1;
-            while j + 1 < segs.len() && segs[j + 1] - segs[j] == len {
-                j += 1;
-            }
-            let count = j - i;
-            let take = |t: &Tensor| -> Result<Tensor> {
-                Ok(t.narrow(0, start, count * len)?
-                    .reshape((count, len, heads, hd))?
-                    .transpose(1, 2)?
-                    .contiguous()?)
-            };
-            let (qs, ks, vs) = (take(&q)?, take(&k)?, take(&v)?);
-            let att = (qs.matmul(&ks.transpose(2, 3)?.contiguous()?)? * scale)?;
-            let att = ops::softmax_last(&upcast(&att)?, grad)?.to_dtype(dtype)?;
-            let o = att.matmul(&vs)?; // (count, heads, len, hd)
-            outs.push(o.transpose(1, 2)?.reshape((count * len, e))?);
-            i = j;
-        }
-        let o = if outs.len() == 1 {
-            outs.pop().expect("one")
-        } else {
-            Tensor::cat(&outs, 0)?
-        };
+        let o = attend_segments(&q, &k, &v, segs, heads, grad)?;
         let y = ops::linear(&o, &w(&blk.proj_w), Some(&w(&blk.proj_b)))?;
         match &blk.lora[1] {
             Some(ad) => add_delta(y, ad.delta(&o, grad)?),
             None => Ok(y),
         }
     }
+}
+
+/// The 2-D vision rotary of Qwen2.5-VL and Qwen3-VL: cos / sin `(patches, head_dim)` where each
+/// half of the head dimension holds the row angles then the column angles, with frequencies
+/// `1 / theta^(2i / (head_dim / 2))`. In f64 for f64 towers (gradient checks), else in f32 as
+/// torch computes them.
+pub(crate) fn rotary_2d(
+    pos: &[(usize, usize)],
+    head_dim: usize,
+    theta: f64,
+    dtype: DType,
+    dev: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let rot = head_dim / 2;
+    let n_freq = rot / 2;
+    let n = pos.len();
+    if dtype == DType::F64 {
+        let inv: Vec<f64> = (0..n_freq)
+            .map(|i| 1.0 / theta.powf((2 * i) as f64 / rot as f64))
+            .collect();
+        let mut cos = Vec::with_capacity(n * head_dim);
+        let mut sin = Vec::with_capacity(n * head_dim);
+        for &(h, w) in pos {
+            for _ in 0..2 {
+                for p in [h, w] {
+                    for f in &inv {
+                        let a = p as f64 * f;
+                        cos.push(a.cos());
+                        sin.push(a.sin());
+                    }
+                }
+            }
+        }
+        return Ok((
+            Tensor::from_vec(cos, (n, head_dim), dev)?,
+            Tensor::from_vec(sin, (n, head_dim), dev)?,
+        ));
+    }
+    // f32, as torch: inv_freq = 1 / theta^(arange(0, rot, 2) / rot) in f32, angle = pos * f.
+    let theta = theta as f32;
+    let inv: Vec<f32> = (0..n_freq)
+        .map(|i| 1.0 / theta.powf((2 * i) as f32 / rot as f32))
+        .collect();
+    let mut cos = Vec::with_capacity(n * head_dim);
+    let mut sin = Vec::with_capacity(n * head_dim);
+    for &(h, w) in pos {
+        for _ in 0..2 {
+            for p in [h, w] {
+                for f in &inv {
+                    let a = p as f32 * f;
+                    cos.push(a.cos());
+                    sin.push(a.sin());
+                }
+            }
+        }
+    }
+    Ok((
+        Tensor::from_vec(cos, (n, head_dim), dev)?,
+        Tensor::from_vec(sin, (n, head_dim), dev)?,
+    ))
+}
+
+/// Attention of `q`, `k`, `v` `(patches, heads, head_dim)` within each segment
+/// `[segs[i], segs[i+1])`; returns `(patches, heads * head_dim)`.
+pub(crate) fn attend_segments(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    segs: &[usize],
+    heads: usize,
+    grad: bool,
+) -> Result<Tensor> {
+    let hd = q.dim(2)?;
+    let e = heads * hd;
+    let dtype = q.dtype();
+    let scale = (hd as f64).powf(-0.5);
+    // Consecutive segments of equal length are batched together.
+    let mut outs = Vec::new();
+    let mut i = 0usize;
+    while i + 1 < segs.len() {
+        let start = segs[i];
+        let len = segs[i + 1] - segs[i];
+        let mut j = i + 1;
+        while j + 1 < segs.len() && segs[j + 1] - segs[j] == len {
+            j += 1;
+        }
+        let count = j - i;
+        let take = |t: &Tensor| -> Result<Tensor> {
+            Ok(t.narrow(0, start, count * len)?
+                .reshape((count, len, heads, hd))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        let (qs, ks, vs) = (take(q)?, take(k)?, take(v)?);
+        let att = (qs.matmul(&ks.transpose(2, 3)?.contiguous()?)? * scale)?;
+        let att = ops::softmax_last(&upcast(&att)?, grad)?.to_dtype(dtype)?;
+        let o = att.matmul(&vs)?; // (count, heads, len, hd)
+        outs.push(o.transpose(1, 2)?.reshape((count * len, e))?);
+        i = j;
+    }
+    let o = if outs.len() == 1 {
+        outs.pop().expect("one")
+    } else {
+        Tensor::cat(&outs, 0)?
+    };
+    Ok(o)
 }

@@ -338,6 +338,35 @@ fn mapping(frame: Frame, [w, h]: [f64; 2], cfg: &IouConfig) -> Result<Mapping, S
     })
 }
 
+/// `bx` written in frame `from` rewritten in frame `to` for an image of `[width, height]`
+/// original pixels (the frames of [`Frame`]; `abs_resized` with `cfg`'s smart-resize
+/// parameters), through original pixels. Pixel and 0-1000 frames come out rounded to integers
+/// (what a model writes), `rel1` to 4 decimals. `None` when the size is unusable.
+pub fn convert_box(
+    bx: BBox,
+    from: Frame,
+    to: Frame,
+    image_size: [f64; 2],
+    cfg: &IouConfig,
+) -> Option<BBox> {
+    if from == to {
+        return Some(bx);
+    }
+    let a = mapping(from, image_size, cfg).ok()?;
+    let b = mapping(to, image_size, cfg).ok()?;
+    let round = |v: f64| match to {
+        Frame::Rel1 => (v * 1e4).round() / 1e4,
+        _ => v.round(),
+    };
+    let [x1, y1, x2, y2] = bx;
+    Some([
+        round(x1 * a.sx / b.sx),
+        round(y1 * a.sy / b.sy),
+        round(x2 * a.sx / b.sx),
+        round(y2 * a.sy / b.sy),
+    ])
+}
+
 /// Without an image size both sides must share a frame; the comparison then happens in it.
 fn same_frame_mapping(frame: Frame) -> Mapping {
     let extent = match frame {
@@ -565,6 +594,53 @@ pub fn max_weight_matching(w: &[Vec<f64>]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn convert_box_maps_between_frames_and_scores_full_marks() {
+        let cfg = IouConfig::default();
+        let size = [640.0, 480.0];
+        let gold = [64.0, 48.0, 320.0, 240.0];
+        assert_eq!(
+            convert_box(gold, Frame::Abs, Frame::Rel1000, size, &cfg),
+            Some([100.0, 100.0, 500.0, 500.0])
+        );
+        assert_eq!(
+            convert_box(gold, Frame::Abs, Frame::Rel1, size, &cfg),
+            Some([0.1, 0.1, 0.5, 0.5])
+        );
+        // A small budget forces a real resize: 640x480 -> 112x84 at factor 28, 12,544 pixels.
+        let small = IouConfig {
+            max_pixels: 12_544,
+            ..IouConfig::default()
+        };
+        let r = convert_box(gold, Frame::Abs, Frame::AbsResized, size, &small).unwrap();
+        let (rh, rw) = smart_resize(480.0, 640.0, 28, 3136, 12_544).unwrap();
+        assert_eq!(
+            r,
+            [
+                (64.0 * rw as f64 / 640.0).round(),
+                (48.0 * rh as f64 / 480.0).round(),
+                (320.0 * rw as f64 / 640.0).round(),
+                (240.0 * rh as f64 / 480.0).round()
+            ]
+        );
+        // A converted gold, written by the policy in its frame, scores (near) full IoU.
+        for (frame, c) in [(Frame::Rel1000, &cfg), (Frame::AbsResized, &small)] {
+            let b = convert_box(gold, Frame::Abs, frame, size, c).unwrap();
+            let ctx = BoxContext {
+                frame: Some(Frame::Abs),
+                pred_frame: Some(frame),
+                image_size: Some(size),
+            };
+            let pred = format!("[{}, {}, {}, {}]", b[0], b[1], b[2], b[3]);
+            let acc = iou_accuracy(&pred, &[gold], &ctx, c);
+            assert!(matches!(acc, Ok(x) if x > 0.9), "{frame:?}: {acc:?}");
+        }
+        assert_eq!(
+            convert_box(gold, Frame::Abs, Frame::Abs, size, &cfg),
+            Some(gold)
+        );
+    }
 
     #[test]
     fn smart_resize_matches_transformers_examples() {

@@ -283,6 +283,8 @@ fn main() -> Result<()> {
             tie_word_embeddings: true,
             qkv_bias: true,
             mrope_section: None,
+            mrope_interleaved: false,
+            qk_norm: false,
             bos_token_id: Some(id("<|endoftext|>")?),
             eos_token_ids: vec![id("<|im_end|>")?],
         },

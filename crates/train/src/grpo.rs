@@ -192,7 +192,7 @@ impl Trainer {
         // Predicted boxes are read in the frame the policy writes them (InternVL: rel1000)
         // unless the config names one; the saved config keeps what the user wrote.
         let mut reward = cfg.reward.clone();
-        mixed_r1_eval::model_responder::follow_model_frame(&mut reward, policy.config.arch);
+        mixed_r1_eval::model_responder::follow_model_frame(&mut reward, &policy);
         let scorer = Scorer::new(reward.clone())
             .map_err(|e| anyhow::anyhow!("setting up the rewards: {e}"))?;
         let maker = PromptMaker::new(template, reward);

@@ -11,11 +11,14 @@ use mixed_r1_data::Sample;
 use mixed_r1_grpo::optim::{clip_grad_norm, AdamW, AdamWConfig, LrSchedule, ScheduleKind};
 use mixed_r1_model::logprobs::{completion_logprobs, Sequence};
 use mixed_r1_model::model::Model;
+use mixed_r1_reward::iou::Frame;
 use mixed_r1_reward::sample::Answer;
+use mixed_r1_reward::RewardConfig;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::prompts::PromptMaker;
 
@@ -67,6 +70,14 @@ pub fn answer_text(sample: &Sample) -> String {
 
 /// The completion SFT teaches: a short reasoning line and the answer, in think / answer tags.
 pub fn target_text(sample: &Sample) -> String {
+    target_text_for(sample, &RewardConfig::default())
+}
+
+/// [`target_text`] with a grounding gold written in the frame `reward` reads predicted boxes in
+/// (the sample's `pred_frame`, else `iou.pred_frame`), so SFT teaches the coordinates the reward
+/// scores: InternVL / Qwen3-VL answer in 0-1000, Qwen2.5-VL in resized pixels.
+pub fn target_text_for(sample: &Sample, reward: &RewardConfig) -> String {
+    let answer = converted_boxes(sample, reward).unwrap_or_else(|| answer_text(sample));
     format!(
         "<think>The question asks about the {}.</think><answer>{}</answer>",
         if sample.images.is_empty() {
@@ -74,8 +85,45 @@ pub fn target_text(sample: &Sample) -> String {
         } else {
             "image"
         },
-        answer_text(sample)
+        answer
     )
+}
+
+/// The gold boxes in the prediction frame, when that differs from the gold's and the image size
+/// is known.
+fn converted_boxes(sample: &Sample, reward: &RewardConfig) -> Option<String> {
+    use mixed_r1_reward::iou::{convert_box, gold_boxes};
+    let to = sample.pred_frame.or(reward.iou.pred_frame)?;
+    let from = sample.frame.unwrap_or(reward.iou.frame);
+    let [w, h] = sample.image_size?;
+    if from == to {
+        return None;
+    }
+    let Answer::Json(v) = &sample.answer else {
+        return None;
+    };
+    let boxes = gold_boxes(v).ok()?;
+    let size = [f64::from(w), f64::from(h)];
+    let out: Vec<Value> = boxes
+        .iter()
+        .map(|b| convert_box(*b, from, to, size, &reward.iou))
+        .collect::<Option<Vec<_>>>()?
+        .into_iter()
+        .map(|b| {
+            Value::Array(
+                b.iter()
+                    .map(|&x| match to {
+                        Frame::Rel1 => Value::from(x),
+                        _ => Value::from(x as i64),
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    Some(match out.as_slice() {
+        [one] => one.to_string().replace(',', ", "),
+        _ => Value::Array(out).to_string(),
+    })
 }
 
 /// Trains `model` in place; returns the loss of every step. Mixed precision and gradient
@@ -126,7 +174,7 @@ pub fn train(
             let s = &samples[order[cursor]];
             cursor += 1;
             let prompt = maker.prompt(model, s)?;
-            let mut completion = tok.encode(&target_text(s))?;
+            let mut completion = tok.encode(&target_text_for(s, &maker.reward))?;
             completion.extend(end);
             seqs.push(Sequence {
                 prompt: prompt.ids,
@@ -151,4 +199,48 @@ pub fn train(
         progress.inc(1);
     }
     Ok(losses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mixed_r1_data::Task;
+
+    fn grounding(frame: Option<Frame>) -> Sample {
+        Sample {
+            id: "g".into(),
+            source: "test".into(),
+            task: Task::Grounding,
+            images: vec!["img.png".into()],
+            problem: "<image>Where is the circle?".into(),
+            answer: Answer::Json(serde_json::json!([[64, 48, 320, 240]])),
+            choices: vec![],
+            frame,
+            pred_frame: None,
+            image_size: Some([640, 480]),
+            reward: None,
+            meta: Default::default(),
+        }
+    }
+
+    #[test]
+    fn sft_targets_write_the_gold_box_in_the_frame_the_reward_reads() {
+        let plain = target_text(&grounding(None));
+        assert!(
+            plain.contains("<answer>[64, 48, 320, 240]</answer>"),
+            "{plain}"
+        );
+        let mut reward = RewardConfig::default();
+        reward.iou.pred_frame = Some(Frame::Rel1000);
+        let t = target_text_for(&grounding(Some(Frame::Abs)), &reward);
+        assert!(t.contains("<answer>[100, 100, 500, 500]</answer>"), "{t}");
+        // The sample's own pred_frame wins over the config's.
+        let mut s = grounding(None);
+        s.pred_frame = Some(Frame::Abs);
+        assert!(target_text_for(&s, &reward).contains("[64, 48, 320, 240]"));
+        // No image size: nothing to convert with, the gold is written as it is.
+        let mut s = grounding(None);
+        s.image_size = None;
+        assert!(target_text_for(&s, &reward).contains("[64, 48, 320, 240]"));
+    }
 }

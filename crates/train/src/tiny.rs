@@ -1,4 +1,4 @@
-//! Named tiny configurations built from scratch (seeded, std 0.02) around a real tokenizer: the
+//! Named tiny configurations (Qwen2.5-VL, Qwen3-VL, Qwen2, InternVL) built from scratch (seeded, std 0.02) around a real tokenizer: the
 //! demo's and the tests' policies. They have the real architectures' shapes in miniature, so
 //! everything that runs on them runs on the real checkpoints.
 
@@ -12,7 +12,31 @@ use mixed_r1_model::model::{LoadOptions, Model};
 use mixed_r1_model::tokenizer::Tokenizer;
 
 /// The names `[model] tiny = "…"` accepts.
-pub const NAMES: &[&str] = &["tiny-qwen2.5-vl", "tiny-qwen2", "tiny-internvl"];
+pub const NAMES: &[&str] = &[
+    "tiny-qwen2.5-vl",
+    "tiny-qwen3-vl",
+    "tiny-qwen2",
+    "tiny-internvl",
+];
+
+/// Qwen3-VL's processor for tiny models: at most 128x128 pixels (16 merged vision tokens),
+/// patch 16, mean / std 0.5.
+pub const TINY_QWEN3_VL_PREPROCESSOR_JSON: &str = r#"{
+  "image_processor_type": "Qwen2VLImageProcessorFast",
+  "processor_class": "Qwen3VLProcessor",
+  "do_resize": true,
+  "do_rescale": true,
+  "rescale_factor": 0.00392156862745098,
+  "do_normalize": true,
+  "do_convert_rgb": true,
+  "image_mean": [0.5, 0.5, 0.5],
+  "image_std": [0.5, 0.5, 0.5],
+  "size": {"shortest_edge": 1024, "longest_edge": 16384},
+  "patch_size": 16,
+  "merge_size": 2,
+  "temporal_patch_size": 2
+}
+"#;
 
 /// Small images for tiny models: at most 112x112 pixels (16 merged vision tokens).
 pub const TINY_PREPROCESSOR_JSON: &str = r#"{
@@ -138,10 +162,72 @@ fn internvl_config(tok: &Tokenizer) -> Result<ModelConfig> {
     )?)
 }
 
+/// `tiny-qwen3-vl`: Qwen3-VL's layout in miniature (q/k norms, interleaved M-RoPE, a learned
+/// 8x8 position grid, DeepStack from the first vision block into the first decoder layer,
+/// tied head as the 2B / 4B checkpoints), written as the JSON transformers reads.
+fn qwen3_vl_config(tok: &Tokenizer) -> Result<ModelConfig> {
+    let vocab = tok.vocab_size().div_ceil(64) * 64;
+    let eos = vec![id(tok, "<|im_end|>")?, id(tok, "<|endoftext|>")?];
+    let v = serde_json::json!({
+        "architectures": ["Qwen3VLForConditionalGeneration"],
+        "model_type": "qwen3_vl",
+        "image_token_id": id(tok, "<|image_pad|>")?,
+        "video_token_id": id(tok, "<|video_pad|>")?,
+        "vision_start_token_id": id(tok, "<|vision_start|>")?,
+        "vision_end_token_id": id(tok, "<|vision_end|>")?,
+        "tie_word_embeddings": true,
+        "torch_dtype": "float32",
+        "text_config": {
+            "model_type": "qwen3_vl_text",
+            "vocab_size": vocab,
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 32,
+            "hidden_act": "silu",
+            "max_position_embeddings": 4096,
+            "rms_norm_eps": 1e-6,
+            "attention_bias": false,
+            "tie_word_embeddings": true,
+            "eos_token_id": eos,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [6, 5, 5],
+                "mrope_interleaved": true,
+            },
+        },
+        "vision_config": {
+            "model_type": "qwen3_vl_vision",
+            "depth": 2,
+            "hidden_size": 64,
+            "hidden_act": "gelu_pytorch_tanh",
+            "intermediate_size": 128,
+            "num_heads": 2,
+            "in_channels": 3,
+            "patch_size": 16,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "out_hidden_size": 128,
+            "num_position_embeddings": 64,
+            "deepstack_visual_indexes": [0],
+        },
+    });
+    Ok(ModelConfig::from_json(
+        &v,
+        Path::new("tiny-qwen3-vl/config.json"),
+    )?)
+}
+
 /// The config of a named tiny model for this tokenizer.
 pub fn config(name: &str, tok: &Tokenizer) -> Result<ModelConfig> {
     if name == "tiny-internvl" {
         return internvl_config(&tokenizer_for(name, tok)?);
+    }
+    if name == "tiny-qwen3-vl" {
+        return qwen3_vl_config(tok);
     }
     // Round the embedding table up to a multiple of 64, as Qwen checkpoints do.
     let vocab = tok.vocab_size().div_ceil(64) * 64;
@@ -160,6 +246,8 @@ pub fn config(name: &str, tok: &Tokenizer) -> Result<ModelConfig> {
         tie_word_embeddings: true,
         qkv_bias: true,
         mrope_section: mrope,
+        mrope_interleaved: false,
+        qk_norm: false,
         bos_token_id: None,
         eos_token_ids: eos.clone(),
     };
@@ -210,6 +298,7 @@ pub fn build(name: &str, tokenizer: &Path, seed: u64, opts: &LoadOptions) -> Res
     model.tokenizer = Some(tok);
     match arch {
         Arch::Qwen25Vl => model.set_preprocessor_json(TINY_PREPROCESSOR_JSON)?,
+        Arch::Qwen3Vl => model.set_preprocessor_json(TINY_QWEN3_VL_PREPROCESSOR_JSON)?,
         Arch::InternVl => {
             model.set_preprocessor_json(&preprocessor_json(&tiny_internvl_processor()))?
         }
