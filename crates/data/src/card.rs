@@ -1,6 +1,6 @@
 //! The dataset card: `card.md` (what went in, what came out, and why every other row left) and
-//! three histograms drawn as PNG with the embedded bitmap font: rows per task at each stage,
-//! answer lengths, and image sizes of the kept samples.
+//! three bar charts drawn by `mixed-r1-plot` as PNG: rows per task at each stage, answer
+//! lengths, and image sizes of the kept samples.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,103 +8,10 @@ use std::path::{Path, PathBuf};
 
 use crate::report::{task_rows, BuildReport};
 use crate::schema::{Sample, Task};
-use crate::synth::draw::{encode_png, text_width, Canvas};
+use mixed_r1_plot::{count_bars, write_png, Canvas};
 
-const INK: [u8; 3] = [30, 30, 30];
-const GRID: [u8; 3] = [215, 215, 215];
-const SERIES: [[u8; 3]; 6] = [
-    [66, 114, 196],
-    [221, 132, 82],
-    [85, 168, 104],
-    [196, 78, 82],
-    [129, 114, 178],
-    [147, 120, 96],
-];
-
-/// A bar chart of groups of series: `groups[g].1[s]` is series `s` in group `g`.
-pub fn grouped_bars(
-    title: &str,
-    groups: &[(String, Vec<usize>)],
-    series: &[String],
-    width: u32,
-    height: u32,
-) -> Canvas {
-    let mut c = Canvas::new(width, height, [255, 255, 255]);
-    c.text_centred(
-        width as f64 / 2.0,
-        6,
-        title,
-        if text_width(title, 2) < width - 8 {
-            2
-        } else {
-            1
-        },
-        INK,
-    );
-    let (left, right, top, base) = (48.0, width as f64 - 8.0, 40.0, height as f64 - 40.0);
-    let max = groups
-        .iter()
-        .flat_map(|g| g.1.iter().copied())
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
-    // Three grid lines with their values, so bar heights can be read.
-    for k in 1..=3 {
-        let v = max * k as f64 / 3.0;
-        let y = base - (base - top) * k as f64 / 3.0;
-        c.line((left, y), (right, y), 1, GRID);
-        let label = compact(v.round() as usize);
-        c.text(
-            left as i64 - 4 - text_width(&label, 1) as i64,
-            y as i64 - 4,
-            &label,
-            1,
-            INK,
-        );
-    }
-    c.line((left, base), (right, base), 1, INK);
-    let slot = (right - left) / groups.len().max(1) as f64;
-    let n = series.len().max(1) as f64;
-    let bar_w = (slot * 0.8 / n).max(1.0);
-    for (g, (label, values)) in groups.iter().enumerate() {
-        let x0 = left + slot * g as f64 + slot * 0.1;
-        for (s, &v) in values.iter().enumerate() {
-            let h = v as f64 / max * (base - top);
-            let x = x0 + bar_w * s as f64;
-            c.fill_rect(
-                x.round() as i64,
-                (base - h).round() as i64,
-                (x + bar_w).round() as i64 - 1,
-                base as i64,
-                SERIES[s % SERIES.len()],
-            );
-        }
-        let cx = left + slot * (g as f64 + 0.5);
-        c.text_centred(cx, base as i64 + 6, label, 1, INK);
-    }
-    // Legend along the bottom.
-    let mut x = left as i64;
-    for (s, name) in series.iter().enumerate() {
-        c.fill_rect(
-            x,
-            height as i64 - 18,
-            x + 8,
-            height as i64 - 10,
-            SERIES[s % SERIES.len()],
-        );
-        c.text(x + 11, height as i64 - 18, name, 1, INK);
-        x += 11 + text_width(name, 1) as i64 + 14;
-    }
-    c
-}
-
-fn compact(v: usize) -> String {
-    if v >= 10_000 {
-        format!("{}k", v / 1000)
-    } else {
-        v.to_string()
-    }
-}
+/// The card's bar chart of counts, now `mixed_r1_plot::count_bars`.
+pub use mixed_r1_plot::count_bars as grouped_bars;
 
 /// Histogram bins `[edges[i], edges[i+1])`, the last one open-ended.
 fn histogram(values: &[usize], edges: &[usize]) -> Vec<(String, Vec<usize>)> {
@@ -147,8 +54,7 @@ pub fn write_card(
     let mut files = Vec::new();
     let mut save = |name: &str, c: Canvas| -> std::io::Result<()> {
         let path = dir.join(name);
-        let png = encode_png(&c.img).map_err(std::io::Error::other)?;
-        std::fs::write(&path, png)?;
+        write_png(&c.img, &path)?;
         files.push(path);
         Ok(())
     };
@@ -169,7 +75,7 @@ pub fn write_card(
         .collect();
     save(
         "tasks_per_stage.png",
-        grouped_bars("Rows per task at each stage", &groups, &series, 640, 300),
+        count_bars("Rows per task at each stage", &groups, &series, 640, 300),
     )?;
 
     let lengths: Vec<usize> = samples
@@ -179,7 +85,7 @@ pub fn write_card(
     let edges = [0, 2, 4, 8, 16, 32, 64, 128];
     save(
         "answer_lengths.png",
-        grouped_bars(
+        count_bars(
             "Answer length (characters)",
             &histogram(&lengths, &edges),
             &["samples".into()],
@@ -195,7 +101,7 @@ pub fn write_card(
     let edges = [0, 64, 128, 192, 256, 384, 512, 1024];
     save(
         "image_sizes.png",
-        grouped_bars(
+        count_bars(
             "Image size (longest side, px)",
             &histogram(&sides, &edges),
             &["images".into()],

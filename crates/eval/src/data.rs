@@ -11,7 +11,8 @@ use mixed_r1_data::normalise::normalise;
 use mixed_r1_data::{Sample, SourceFormat, Task};
 use serde::{Deserialize, Serialize};
 
-use crate::util::{absolute, fnv64};
+use crate::seed::fnv64;
+use mixed_r1_data::paths::absolute;
 
 /// A sample to evaluate and where it came from.
 #[derive(Debug, Clone, PartialEq)]

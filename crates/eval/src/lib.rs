@@ -26,10 +26,13 @@
 //! # anyhow::Ok(())
 //! ```
 
+pub mod base64;
 pub mod compare;
 pub mod config;
 pub mod convert;
 pub mod data;
+pub mod image_type;
+pub mod json_id;
 pub mod metrics;
 pub mod plot;
 pub mod prompt;
@@ -39,7 +42,16 @@ pub mod responder;
 pub mod rouge;
 pub mod run;
 pub mod score;
-pub mod util;
+pub mod seed;
+pub mod util {
+    //! Where the small helpers lived before each got a file named for it; re-exported here so
+    //! `mixed_r1_eval::util::*` paths keep working.
+    pub use crate::base64::base64_decode;
+    pub use crate::image_type::image_extension;
+    pub use crate::json_id::id_text;
+    pub use crate::seed::{fnv64, response_seed, sample_seed};
+    pub use mixed_r1_data::paths::{absolute, relative_to};
+}
 
 // The model-backed responder: batched generation with mixed-r1-model.
 pub mod model_responder;

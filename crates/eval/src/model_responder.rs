@@ -18,7 +18,7 @@ use mixed_r1_reward::RewardConfig;
 
 use crate::config::GenerationSettings;
 use crate::responder::{EvalPrompt, Responder, Response};
-use crate::util::response_seed;
+use crate::seed::response_seed;
 
 /// The frame a model family writes boxes in when not told otherwise: InternVL and Qwen3-VL answer
 /// in 0..1000 relative coordinates, Qwen2.5-VL in pixels of the image its processor resized;

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::util::{fnv64, id_text};
+use crate::json_id::id_text;
+use crate::seed::fnv64;
 
 /// One prompt to answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +26,7 @@ pub struct EvalPrompt {
     /// The images, in placeholder order; every one exists (missing ones were skipped before).
     pub images: Vec<PathBuf>,
     /// This sample's seed: a function of the run seed and the id only
-    /// ([`crate::util::sample_seed`]). Sampling must draw from it (and the response index), never
+    /// ([`crate::seed::sample_seed`]). Sampling must draw from it (and the response index), never
     /// from the batch's composition, so an interrupted and resumed run equals a whole one.
     pub seed: u64,
 }

@@ -38,7 +38,7 @@ use crate::record::{read_records, RecordWriter, SampleRecord};
 use crate::report::{markdown, Counts, Results, Timing, RESULTS_VERSION};
 use crate::responder::{EvalPrompt, Responder};
 use crate::score::{EvalScorer, ScoredResponse};
-use crate::util::sample_seed;
+use crate::seed::sample_seed;
 
 /// How to run (what does not change the results).
 #[derive(Debug, Clone, Default)]

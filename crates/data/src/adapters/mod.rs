@@ -25,11 +25,14 @@
 //! Options (`[source.options]` in a recipe) common to several formats: `split` (keep only rows of
 //! that split), `prompt` (a template for formats without a question text).
 
+mod chartqa;
+mod coco_captions;
 mod conversation;
 mod easyvqa;
-mod misc;
 mod ours;
 mod parquet;
+mod refcoco;
+mod scienceqa;
 
 pub use parquet::{read_easyr1_parquet, read_verl_parquet};
 
@@ -59,10 +62,10 @@ pub fn read_source(spec: &SourceSpec) -> Result<Rows, DataError> {
         SourceFormat::VlmR1 => conversation::read_vlm_r1(&ctx),
         SourceFormat::Verl => parquet::read_verl_parquet_with(&ctx),
         SourceFormat::Easyr1 => parquet::read_easyr1_parquet_with(&ctx),
-        SourceFormat::Refcoco => misc::read_refcoco(&ctx),
-        SourceFormat::Chartqa => misc::read_chartqa(&ctx),
-        SourceFormat::CocoCaptions => misc::read_coco_captions(&ctx),
-        SourceFormat::Scienceqa => misc::read_scienceqa(&ctx),
+        SourceFormat::Refcoco => refcoco::read_refcoco(&ctx),
+        SourceFormat::Chartqa => chartqa::read_chartqa(&ctx),
+        SourceFormat::CocoCaptions => coco_captions::read_coco_captions(&ctx),
+        SourceFormat::Scienceqa => scienceqa::read_scienceqa(&ctx),
         SourceFormat::EasyVqa => easyvqa::read_easy_vqa(&ctx),
     }
 }

@@ -9,10 +9,10 @@ use rand::seq::IndexedRandom;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
-use super::draw::{text_width, Canvas};
 use super::stocks::Stocks;
 use super::Question;
 use crate::schema::{Answer, Task};
+use mixed_r1_plot::{text_width, Canvas};
 
 pub const WIDTH: u32 = 320;
 pub const HEIGHT: u32 = 240;

@@ -21,7 +21,6 @@
 //! `images/NNN/NNNNNNN.png`, and `synth.json` (the configuration and counts).
 
 mod charts;
-pub mod draw;
 mod math;
 mod shapes;
 pub mod stocks;
@@ -305,7 +304,7 @@ impl Synth {
                         if let Some(dir) = path.parent() {
                             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
                         }
-                        let png = draw::encode_png(img)?;
+                        let png = mixed_r1_plot::encode_png(img)?;
                         std::fs::write(&path, png).map_err(io_err(&path))?;
                     }
                     progress.inc(1);

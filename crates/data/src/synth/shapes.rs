@@ -8,9 +8,9 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::draw::{Canvas, PixelBox};
 use super::{Question, LETTERS};
 use crate::schema::{Answer, Task};
+use mixed_r1_plot::{Canvas, PixelBox};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

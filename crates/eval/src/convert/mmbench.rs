@@ -14,8 +14,9 @@ use mixed_r1_data::{Answer, Draft, Row, Task};
 use serde_json::{Map, Value};
 
 use super::{origin, BadRow, ConvertOptions, Drafts};
+use crate::base64::base64_decode;
+use crate::image_type::image_extension;
 use crate::prompt::render_options;
-use crate::util::{base64_decode, image_extension};
 
 /// Splits TSV text into records: `(line of the record's start, fields)`, or an error for a
 /// record with an unterminated quote. Blank lines are skipped.

@@ -32,7 +32,7 @@ use mixed_r1_data::{Draft, Origin, Reject, Row, Sample, SourceFormat, SourceSpec
 use mixed_r1_reward::RewardConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::util::{absolute, relative_to};
+use mixed_r1_data::paths::{absolute, relative_to};
 
 pub use mmbench::parse_tsv;
 

@@ -11,7 +11,7 @@ use mixed_r1_data::{Answer, Draft, Row, Task};
 use serde_json::{Map, Value};
 
 use super::{origin, BadRow, ConvertOptions, Drafts};
-use crate::util::id_text;
+use crate::json_id::id_text;
 
 pub(super) fn read(opts: &ConvertOptions, source: &str) -> Result<Drafts> {
     let path = &opts.input;

@@ -1,5 +1,8 @@
 //! A tiny raster canvas: solid shapes, lines and bitmap text on an RGB image.
 //!
+//! Every chart of the project is drawn on it, including the synthetic training images, whose
+//! pixels must never change (`crates/data/tests/synth_pixels.rs`).
+//!
 //! Shapes are drawn without anti-aliasing on purpose: every pixel is either the shape's colour or
 //! untouched, so the box a draw call returns is the exact extent of the shape's pixels and a
 //! grounding answer derived from it is exact. Text uses the embedded `font8x8` bitmap font, scaled
@@ -77,6 +80,7 @@ impl Extent {
     }
 }
 
+/// An RGB image to draw on; `img` is the result.
 pub struct Canvas {
     pub img: RgbImage,
 }
@@ -195,24 +199,17 @@ impl Canvas {
     /// Draws `text` with its top-left corner at `(x, y)`, each font pixel `scale` x `scale`.
     /// Characters the font lacks are drawn as blanks.
     pub fn text(&mut self, x: i64, y: i64, text: &str, scale: u32, colour: [u8; 3]) {
-        let s = scale as i64;
-        for (i, ch) in text.chars().enumerate() {
-            let Some(glyph) = font8x8::BASIC_FONTS.get(ch) else {
-                continue;
-            };
-            let ox = x + i as i64 * 8 * s;
-            for (row, bits) in glyph.iter().enumerate() {
-                for col in 0..8 {
-                    if bits & (1 << col) != 0 {
-                        for dy in 0..s {
-                            for dx in 0..s {
-                                self.put(ox + col * s + dx, y + row as i64 * s + dy, colour);
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        glyph_pixels(text, scale, |u, v| {
+            self.put(x + u, y + v, colour);
+        });
+    }
+
+    /// Draws `text` rotated 90° counter-clockwise (reading bottom to top, as a y-axis label),
+    /// starting at `(x, y)`: the glyphs' tops face left, the text runs upwards from `y`.
+    pub fn text_up(&mut self, x: i64, y: i64, text: &str, scale: u32, colour: [u8; 3]) {
+        glyph_pixels(text, scale, |u, v| {
+            self.put(x + v, y - u, colour);
+        });
     }
 
     /// Draws `text` centred horizontally on `cx`.
@@ -222,22 +219,30 @@ impl Canvas {
     }
 }
 
+/// Calls `f(u, v)` for every set pixel of `text` laid out left to right at `scale`, with `(u, v)`
+/// the offset from the text's top-left corner.
+fn glyph_pixels(text: &str, scale: u32, mut f: impl FnMut(i64, i64)) {
+    let s = scale as i64;
+    for (i, ch) in text.chars().enumerate() {
+        let Some(glyph) = font8x8::BASIC_FONTS.get(ch) else {
+            continue;
+        };
+        let ox = i as i64 * 8 * s;
+        for (row, bits) in glyph.iter().enumerate() {
+            for col in 0..8 {
+                if bits & (1 << col) != 0 {
+                    for dy in 0..s {
+                        for dx in 0..s {
+                            f(ox + col * s + dx, row as i64 * s + dy);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Width in pixels of `text` drawn at `scale`.
 pub fn text_width(text: &str, scale: u32) -> u32 {
     text.chars().count() as u32 * 8 * scale
-}
-
-/// Encodes an RGB image as PNG with fast compression (flat synthetic images compress well even
-/// so, and 200,000-candidate builds are dominated by encoding otherwise).
-pub fn encode_png(img: &RgbImage) -> Result<Vec<u8>, image::ImageError> {
-    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-    use image::ImageEncoder;
-    let mut out = Vec::with_capacity(img.as_raw().len() / 8);
-    PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Sub).write_image(
-        img.as_raw(),
-        img.width(),
-        img.height(),
-        image::ExtendedColorType::Rgb8,
-    )?;
-    Ok(out)
 }
