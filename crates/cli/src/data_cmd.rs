@@ -24,8 +24,8 @@ STAGES OF `data build`
 
 EXAMPLES
   mixed-r1 data synth --out /tmp/synth --count 2000 --seed 7
-  mixed-r1 data build --recipe recipes/demo.toml
-  mixed-r1 data build --recipe recipes/mixed45k-shape.toml --out build/mixed45k
+  mixed-r1 data build --recipe recipes/data/demo.toml
+  mixed-r1 data build --recipe recipes/data/mixed45k-shape.toml --out build/mixed45k
   mixed-r1 data inspect build/demo/train.verl.parquet
   mixed-r1 data validate my.jsonl --image-root images/ --rejects my.rejected.jsonl";
 

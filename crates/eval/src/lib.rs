@@ -35,7 +35,9 @@ pub mod image_type;
 pub mod json_id;
 pub mod metrics;
 pub mod plot;
-pub mod prompt;
+/// The prompt template lives with the data (`mixed_r1_data::prompt`), so the trainer and this
+/// harness share it without the trainer depending on the harness.
+pub use mixed_r1_data::prompt;
 pub mod record;
 pub mod report;
 pub mod responder;

@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Tensor, Var};
+use mixed_r1_data::prompt::PromptTemplate;
 use mixed_r1_data::Sample;
-use mixed_r1_eval::prompt::PromptTemplate;
 use mixed_r1_grpo::advantage::{AdvantageInput, AdvantageRegistry, Groups};
 use mixed_r1_grpo::checkpoint::{
     latest_checkpoint, load_checkpoint, save_checkpoint, CheckpointData, RngState, TrainerState,

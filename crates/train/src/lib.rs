@@ -7,18 +7,24 @@
 //! - [`rollout`]: G completions per prompt, each scored by its task's reward.
 //! - [`grpo`]: the GRPO trainer: rollouts, advantages, clipped loss, KL, optimisation passes,
 //!   checkpoints with exact resume, metrics and plots.
-//! - [`recipe`]: one TOML file = policy, data, held-out set, GRPO / LoRA / reward settings;
+//! - [`run_file`]: the run file, one TOML file for a whole run (`[data]`, `[model]`, `[lora]`,
+//!   `[sft]`, `[grpo]`, `[prompt]`, `[reward]`, `[eval]`), read by every command.
+//! - [`demo`]: the demo run (`recipes/demo.toml`): synth, tiny model, SFT, evals, GRPO, evals.
+//! - [`recipe`]: one run file = policy, data, held-out set, GRPO / LoRA / reward settings;
 //!   runs evals before and after GRPO and writes the before / after table and curves.
 //! - [`sft`]: a supervised warm start on the same data (answers in the expected format).
 //! - [`memory_plan`]: parameter counts and the bytes a run needs (weights, gradients, optimizer,
 //!   activations, KV cache), from the model's config.json alone.
 
+pub mod demo;
 pub mod grpo;
 pub mod memory_plan;
 pub mod prompts;
 pub mod recipe;
 pub mod rollout;
+pub mod run_file;
 pub mod sft;
 pub mod tiny;
 
 pub use grpo::{StepReport, Trainer};
+pub use run_file::RunFile;

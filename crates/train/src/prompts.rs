@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use anyhow::{Context, Result};
+use mixed_r1_data::prompt::PromptTemplate;
 use mixed_r1_data::Sample;
-use mixed_r1_eval::prompt::PromptTemplate;
 use mixed_r1_model::generate::Prompt;
 use mixed_r1_model::model::Model;
 use mixed_r1_reward::RewardConfig;

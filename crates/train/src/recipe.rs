@@ -3,18 +3,9 @@
 //! (greedy and sampled) before, GRPO, the same evals after, a per-task before / after table and
 //! the training curves as PNG.
 //!
-//! The file is a `train.toml` (every [`TrainConfig`] key, `[model]`, `[data]`, `[lora]`,
-//! `[reward]`) plus two sections of its own:
-//!
-//! ```toml
-//! [run]
-//! heldout = "data/smollm2-text/heldout.jsonl"   # fixed eval set (relative to this file)
-//! eval_samples = 4          # responses a prompt in the sampled eval (at the GRPO temperature)
-//! eval_max_new_tokens = 48  # default: max_completion_len
-//! eval_batch_size = 40
-//! [prompt]                  # optional: the prompt template (default follows reward.format.mode)
-//! system = "..."
-//! ```
+//! The file is a [`RunFile`] with `[data] train` and `heldout` (a fixed eval set, relative to
+//! the file) and `[eval]` (`samples` responses a prompt in the sampled evals at the GRPO
+//! temperature, `max_new_tokens`, `batch_size`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,159 +14,57 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use mixed_r1_eval::model_responder::ModelResponder;
-use mixed_r1_eval::prompt::PromptTemplate;
 use mixed_r1_eval::report::Results;
 use mixed_r1_eval::run::RunOptions;
 use mixed_r1_eval::{EvalConfig, GenerationSettings};
-use mixed_r1_grpo::config::TrainConfig;
 use mixed_r1_grpo::plot::{save_png, PlotOptions, Series};
 use mixed_r1_model::model::Model;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
+pub use crate::run_file::set_dotted;
+use crate::run_file::RunFile;
 use crate::Trainer;
 
-/// `[run]`: what the recipe evaluates and how.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RunSection {
-    /// The held-out set (JSONL of the dataset schema).
-    pub heldout: Option<PathBuf>,
-    /// Responses a prompt in the sampled evals.
-    pub eval_samples: usize,
-    /// New tokens in the evals (0 = the run's `max_completion_len`).
-    pub eval_max_new_tokens: usize,
-    pub eval_batch_size: usize,
-    /// Sampling temperature of the sampled evals (0 = the run's `temperature`).
-    pub eval_temperature: f64,
-}
-
-impl Default for RunSection {
-    fn default() -> Self {
-        RunSection {
-            heldout: None,
-            eval_samples: 4,
-            eval_max_new_tokens: 0,
-            eval_batch_size: 40,
-            eval_temperature: 0.0,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Recipe {
-    pub path: PathBuf,
-    pub train: TrainConfig,
-    pub run: RunSection,
-    pub prompt: PromptTemplate,
-}
-
-impl Recipe {
-    /// Reads a recipe; `overrides` are `(dotted key, TOML value)` pairs applied before parsing.
-    /// Unknown keys are errors that name the key and the file.
-    pub fn from_file(path: &Path, overrides: &[(String, toml::Value)]) -> Result<Recipe> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the recipe {}", path.display()))?;
-        let mut doc: toml::Table =
-            toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;
-        for (key, value) in overrides {
-            set_dotted(&mut doc, key, value.clone()).with_context(|| format!("--set {key}"))?;
-        }
-        let run: RunSection = match doc.remove("run") {
-            Some(v) => v
-                .try_into()
-                .map_err(|e| anyhow::anyhow!("{}: [run]: {e}", path.display()))?,
-            None => RunSection::default(),
-        };
-        let prompt_doc = doc.remove("prompt");
-        let mut train: TrainConfig = toml::Value::Table(doc)
-            .try_into()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        train.resolve_paths(dir);
-        train
-            .validate_for_training()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let mut run = run;
-        if let Some(h) = &run.heldout {
-            if h.is_relative() {
-                run.heldout = Some(dir.join(h));
-            }
-        }
-        anyhow::ensure!(
-            run.heldout.is_some(),
-            "{}: [run] heldout: missing (the fixed held-out set the before / after evals use)",
-            path.display()
-        );
-        anyhow::ensure!(
-            run.eval_samples >= 1,
-            "{}: [run] eval_samples: must be >= 1",
-            path.display()
-        );
-        let prompt = match prompt_doc {
-            Some(v) => {
-                let mut base =
-                    toml::Table::try_from(PromptTemplate::for_format(train.reward.format.mode))?;
-                if let toml::Value::Table(t) = v {
-                    for (k, v) in t {
-                        base.insert(k, v);
-                    }
-                }
-                toml::Value::Table(base)
-                    .try_into()
-                    .map_err(|e| anyhow::anyhow!("{}: [prompt]: {e}", path.display()))?
-            }
-            None => PromptTemplate::for_format(train.reward.format.mode),
-        };
-        Ok(Recipe {
-            path: path.to_path_buf(),
-            train,
-            run,
-            prompt,
-        })
-    }
-
+impl RunFile {
     fn eval_config(&self, sampled: bool) -> EvalConfig {
         let t = &self.train;
-        let temperature = if self.run.eval_temperature > 0.0 {
-            self.run.eval_temperature
-        } else {
-            t.temperature
-        };
         EvalConfig {
             reward: t.reward.clone(),
-            batch_size: self.run.eval_batch_size.max(1),
-            n: if sampled { self.run.eval_samples } else { 1 },
-            seed: t.seed,
+            batch_size: self.eval.batch_size.max(1),
+            n: if sampled { self.eval.samples } else { 1 },
+            seed: self.eval.seed.unwrap_or(t.seed),
             prompt: Some(self.prompt.clone()),
             generation: GenerationSettings {
-                max_new_tokens: if self.run.eval_max_new_tokens > 0 {
-                    self.run.eval_max_new_tokens
+                max_new_tokens: self.eval_max_new_tokens(),
+                temperature: Some(if sampled {
+                    self.eval_temperature()
                 } else {
-                    t.max_completion_len
-                },
-                temperature: Some(if sampled { temperature } else { 0.0 }),
+                    0.0
+                }),
                 top_p: t.top_p,
                 top_k: t.top_k,
             },
             ..Default::default()
         }
     }
-}
 
-/// Sets `a.b.c = value` in a TOML document, creating sections on the way.
-pub fn set_dotted(doc: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
-    let parts: Vec<&str> = key.trim().split('.').collect();
-    let mut table = doc;
-    for p in &parts[..parts.len() - 1] {
-        table = table
-            .entry(p.to_string())
-            .or_insert_with(|| toml::Value::Table(Default::default()))
-            .as_table_mut()
-            .with_context(|| format!("`{p}` is not a section"))?;
+    /// Checks what a recipe run (evals before and after GRPO on a fixed held-out set) needs.
+    pub fn check_recipe(&self) -> Result<()> {
+        let name = self.name();
+        self.train
+            .validate_for_training()
+            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        anyhow::ensure!(
+            self.data.heldout.is_some(),
+            "{name}: [data] heldout: missing (the fixed held-out set the before / after evals use)"
+        );
+        anyhow::ensure!(
+            self.eval.samples >= 1,
+            "{name}: [eval] samples: must be >= 1"
+        );
+        Ok(())
     }
-    table.insert(parts[parts.len() - 1].to_string(), value);
-    Ok(())
 }
 
 /// The four held-out evals of a recipe run.
@@ -224,7 +113,7 @@ fn evaluate(
 /// Runs a recipe: evals before, GRPO, evals after; writes `summary.md` / `summary.json` and the
 /// curves into the run's output folder. `bar` shows the GRPO steps.
 pub fn run_recipe(
-    recipe: &Recipe,
+    recipe: &RunFile,
     policy: Model,
     bar: &ProgressBar,
     progress: bool,
@@ -235,7 +124,8 @@ pub fn run_recipe(
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let train_path = cfg.data.train.clone().context("data.train")?;
-    let heldout = recipe.run.heldout.clone().context("run.heldout")?;
+    recipe.check_recipe()?;
+    let heldout = recipe.data.heldout.clone().context("data.heldout")?;
     let samples = load_training(&train_path)?;
 
     let greedy = recipe.eval_config(false);
@@ -260,6 +150,7 @@ pub fn run_recipe(
 
     let t1 = Instant::now();
     let mut trainer = Trainer::new(cfg.clone(), policy, samples, recipe.prompt.clone())?;
+    recipe.save(&out)?;
     bar.set_length(cfg.total_steps as u64);
     let ckpt = trainer.train(|r| {
         let m = &r.metrics;
@@ -380,18 +271,14 @@ fn delta(a: Option<f64>, b: Option<f64>) -> String {
 }
 
 /// The before / after table in Markdown (scores in percent; open-ended is mean BMAS x 100).
-pub fn summary_markdown(recipe: &Recipe, r: &RecipeReport) -> String {
+pub fn summary_markdown(recipe: &RunFile, r: &RecipeReport) -> String {
     let mut s = String::new();
     s.push_str(&format!(
         "# {}\n\nheld-out score per task (accuracy %, open-ended: mean BMAS x 100); greedy = one \
          temperature-0 answer a prompt, sampled = mean over {} responses at temperature {}\n\n",
-        recipe.path.display(),
-        recipe.run.eval_samples,
-        if recipe.run.eval_temperature > 0.0 {
-            recipe.run.eval_temperature
-        } else {
-            recipe.train.temperature
-        }
+        recipe.name(),
+        recipe.eval.samples,
+        recipe.eval_temperature()
     ));
     s.push_str("| task | prompts | greedy before | greedy after | delta | sampled before | sampled after | delta |\n");
     s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -485,6 +372,8 @@ pub fn plot_curves(records: &[Value], dir: &Path) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mixed_r1_data::prompt::PromptTemplate;
+    use std::path::PathBuf;
 
     fn shipped() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../recipes/smollm2-text.toml")
@@ -492,10 +381,11 @@ mod tests {
 
     #[test]
     fn the_shipped_recipe_parses_with_paths_from_its_folder() {
-        let r = Recipe::from_file(&shipped(), &[]).unwrap();
+        let r = RunFile::from_file(&shipped(), &[]).unwrap();
+        r.check_recipe().unwrap();
         assert!(r.train.uses_lora());
         assert_eq!(r.train.lora.rank, 16);
-        let held = r.run.heldout.as_ref().unwrap();
+        let held = r.data.heldout.as_ref().unwrap();
         assert!(
             held.ends_with("data/smollm2-text/heldout.jsonl"),
             "{held:?}"
@@ -511,28 +401,28 @@ mod tests {
 
     #[test]
     fn overrides_apply_and_unknown_keys_name_the_key_and_file() {
-        let r = Recipe::from_file(
+        let r = RunFile::from_file(
             &shipped(),
             &[
                 ("total_steps".into(), toml::Value::Integer(3)),
                 ("lora.rank".into(), toml::Value::Integer(4)),
-                ("run.eval_samples".into(), toml::Value::Integer(1)),
+                ("eval.samples".into(), toml::Value::Integer(1)),
             ],
         )
         .unwrap();
         assert_eq!(r.train.total_steps, 3);
         assert_eq!(r.train.lora.rank, 4);
-        assert_eq!(r.run.eval_samples, 1);
-        let err = Recipe::from_file(&shipped(), &[("lora.rnak".into(), toml::Value::Integer(4))])
+        assert_eq!(r.eval.samples, 1);
+        let err = RunFile::from_file(&shipped(), &[("lora.rnak".into(), toml::Value::Integer(4))])
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("rnak") && err.contains("smollm2-text.toml"),
             "{err}"
         );
-        let err = Recipe::from_file(
+        let err = RunFile::from_file(
             &shipped(),
-            &[("run.heldot".into(), toml::Value::Integer(4))],
+            &[("data.heldot".into(), toml::Value::Integer(4))],
         )
         .unwrap_err()
         .to_string();

@@ -1,5 +1,6 @@
 //! The prompt template: how a sample becomes the user message a policy sees, in training and in
-//! eval alike (the trainer imports this same type, so train and eval never disagree).
+//! eval alike (the trainer and the eval harness, which re-exports it as `mixed_r1_eval::prompt`,
+//! use this same type, so train and eval never disagree).
 //!
 //! The rendered text is the **user message before the chat template**: the model crate wraps it
 //! in its chat template and replaces each `<image>` placeholder of the problem (kept in place
@@ -20,7 +21,7 @@
 //! (`{"bbox_2d": ...}`) is kept as it is. The defaults follow the reward's format mode
 //! ([`PromptTemplate::for_format`]): `think_answer` asks for `<think>…</think><answer>…</answer>`.
 //!
-//! In TOML (a `[prompt]` table of `eval.toml`, or a file of its own):
+//! In TOML (the `[prompt]` section of a run file or of `eval.toml`, or a file of its own):
 //!
 //! ```toml
 //! system = "You are a helpful assistant."
@@ -29,10 +30,10 @@
 //! chart = "Answer with a single number or word."
 //! ```
 
-pub use mixed_r1_data::options::{options_shown, render_options};
+pub use crate::options::{options_shown, render_options};
 use std::path::Path;
 
-use mixed_r1_data::{Sample, Task};
+use crate::{Sample, Task};
 use mixed_r1_reward::format::FormatMode;
 use mixed_r1_reward::iou::Frame;
 use mixed_r1_reward::RewardConfig;
@@ -275,7 +276,7 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mixed_r1_data::Answer;
+    use crate::Answer;
 
     fn sample(task: Task, problem: &str, choices: &[&str]) -> Sample {
         Sample {
