@@ -180,6 +180,7 @@ fn train_dry_run_accepts_the_shipped_run_files() {
     for f in [
         "recipes/qwen2.5-vl.toml",
         "recipes/internvl.toml",
+        "recipes/qwen3-vl.toml",
         "recipes/demo.toml",
     ] {
         let text = ok(&bin()
