@@ -22,7 +22,7 @@ use crate::error::{ModelError, Result};
 use crate::lora::{LoraRuntime, Proj};
 use crate::ops;
 use crate::params::{Init, Params};
-use crate::vision::{attend_segments, patch_positions, rotary_2d};
+use crate::vision::{attend_segments, check_patches, patch_positions, rotary_2d};
 
 pub use crate::qwen3_vl_config::Qwen3VlVisionConfig;
 
@@ -227,30 +227,6 @@ impl Qwen3VlVision {
         (idx, wts)
     }
 
-    fn check_input(&self, pixel_values: &Tensor, grids: &[[usize; 3]]) -> Result<()> {
-        let c = &self.cfg;
-        let m = c.spatial_merge_size;
-        if grids.is_empty() {
-            return Err(ModelError::invalid("vision forward: no image grid given"));
-        }
-        for g in grids {
-            if g.contains(&0) || g[1] % m != 0 || g[2] % m != 0 {
-                return Err(ModelError::invalid(format!(
-                    "vision forward: grid {g:?} is not a non-empty multiple of the merge size {m}"
-                )));
-            }
-        }
-        let patches: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
-        let row = c.in_channels * c.temporal_patch_size * c.patch_size * c.patch_size;
-        if pixel_values.dims() != [patches, row] {
-            return Err(ModelError::invalid(format!(
-                "vision forward: pixel_values has shape {:?}, the grids {grids:?} need [{patches}, {row}]",
-                pixel_values.dims()
-            )));
-        }
-        Ok(())
-    }
-
     /// `pixel_values` `(patches, channels * temporal * patch * patch)` as the processor lays
     /// them out and each image's `[t, h, w]` grid: the image tokens and DeepStack features.
     pub fn forward(
@@ -259,8 +235,9 @@ impl Qwen3VlVision {
         grids: &[[usize; 3]],
         grad: bool,
     ) -> Result<Qwen3VlVisionOutput> {
-        self.check_input(pixel_values, grids)?;
         let c = &self.cfg;
+        let row = c.in_channels * c.temporal_patch_size * c.patch_size * c.patch_size;
+        check_patches(pixel_values, grids, c.spatial_merge_size, row)?;
         let m = c.spatial_merge_size;
         let e = c.hidden_size;
         let heads = c.num_heads;

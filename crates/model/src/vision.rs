@@ -336,26 +336,8 @@ impl VisionTower {
 
     fn check_input(&self, pixel_values: &Tensor, grids: &[[usize; 3]]) -> Result<()> {
         let c = &self.cfg;
-        let m = c.spatial_merge_size;
-        if grids.is_empty() {
-            return Err(ModelError::invalid("vision forward: no image grid given"));
-        }
-        for g in grids {
-            if g.contains(&0) || g[1] % m != 0 || g[2] % m != 0 {
-                return Err(ModelError::invalid(format!(
-                    "vision forward: grid {g:?} is not a non-empty multiple of the merge size {m}"
-                )));
-            }
-        }
-        let patches: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
         let row = c.in_channels * c.temporal_patch_size * c.patch_size * c.patch_size;
-        if pixel_values.dims() != [patches, row] {
-            return Err(ModelError::invalid(format!(
-                "vision forward: pixel_values has shape {:?}, the grids {grids:?} need [{patches}, {row}]",
-                pixel_values.dims()
-            )));
-        }
-        Ok(())
+        check_patches(pixel_values, grids, c.spatial_merge_size, row)
     }
 
     /// cos / sin `(num_patches, head_dim)` for patches at `pos` (already in window order).
@@ -519,6 +501,34 @@ impl VisionTower {
             None => Ok(y),
         }
     }
+}
+
+/// Checks a vision forward's input (Qwen2.5-VL and Qwen3-VL): non-empty grids that are multiples
+/// of the merge size `m`, and `pixel_values` of `(sum t*h*w, row)`.
+pub(crate) fn check_patches(
+    pixel_values: &Tensor,
+    grids: &[[usize; 3]],
+    m: usize,
+    row: usize,
+) -> Result<()> {
+    if grids.is_empty() {
+        return Err(ModelError::invalid("vision forward: no image grid given"));
+    }
+    for g in grids {
+        if g.contains(&0) || g[1] % m != 0 || g[2] % m != 0 {
+            return Err(ModelError::invalid(format!(
+                "vision forward: grid {g:?} is not a non-empty multiple of the merge size {m}"
+            )));
+        }
+    }
+    let patches: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
+    if pixel_values.dims() != [patches, row] {
+        return Err(ModelError::invalid(format!(
+            "vision forward: pixel_values has shape {:?}, the grids {grids:?} need [{patches}, {row}]",
+            pixel_values.dims()
+        )));
+    }
+    Ok(())
 }
 
 /// The 2-D vision rotary of Qwen2.5-VL and Qwen3-VL: cos / sin `(patches, head_dim)` where each

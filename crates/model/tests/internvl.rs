@@ -13,7 +13,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use common::*;
@@ -289,31 +288,6 @@ fn greedy_generation_matches_transformers() {
     }
 }
 
-/// `sum(logits * w)` over the real positions, `w` a fixed pseudo-random pattern: every weight
-/// that reaches the logits gets a gradient.
-fn weighted_sum(model: &Model, batch: &Batch) -> Tensor {
-    let logits = model.logits(batch, true).unwrap();
-    let (b, s, v) = logits.dims3().unwrap();
-    let mut w = Vec::with_capacity(b * s * v);
-    let mut x: u64 = 0x9e3779b97f4a7c15;
-    for bi in 0..b {
-        for ti in 0..s {
-            for _ in 0..v {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let keep = f64::from(batch.mask[bi][ti]);
-                w.push(keep * ((x >> 11) as f64 / (1u64 << 53) as f64 - 0.5));
-            }
-        }
-    }
-    let w = Tensor::from_vec(w, (b, s, v), &Device::Cpu)
-        .unwrap()
-        .to_dtype(logits.dtype())
-        .unwrap();
-    (logits * w).unwrap().sum_all().unwrap()
-}
-
 /// Weights the forward does not use: with `vision_feature_layer` -2 the last encoder layer and
 /// the final LayerNorm only feed hidden states transformers never reads.
 fn unused(variant: &str, name: &str) -> bool {
@@ -396,14 +370,6 @@ fn training_forward_reaches_every_weight_and_agrees_with_finite_differences() {
     }
 }
 
-fn torch_venv() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let venv = std::env::var_os("MIXED_R1_TORCH_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".cache/venv-torch"));
-    venv.join("bin/python").is_file().then_some(venv)
-}
-
 #[test]
 fn saved_folder_reloads_and_transformers_reads_it() {
     let r = iv_reference();
@@ -436,22 +402,11 @@ fn saved_folder_reloads_and_transformers_reads_it() {
             eprintln!("skipping transformers' check of the saved {variant}: no torch venv");
             continue;
         };
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../scripts/fixtures/internvl_fixtures.sh");
-        let out = std::process::Command::new("bash")
-            .arg(&script)
-            .arg("verify-saved")
-            .arg(dir.path())
-            .args(["--variant", variant])
-            .env("MIXED_R1_TORCH_VENV", &venv)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "{variant}: verify-saved failed:\n{text}"
+        verify_saved(
+            "internvl_fixtures.sh",
+            dir.path(),
+            &["--variant", variant],
+            &venv,
         );
-        assert!(text.contains("-> OK"), "{text}");
     }
 }

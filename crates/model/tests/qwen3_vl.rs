@@ -16,7 +16,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use common::*;
@@ -28,12 +27,12 @@ use serde_json::Value;
 const CASES: [&str; 4] = ["text", "one_image", "two_images", "batch"];
 const NAME: &str = "tiny-qwen3-vl";
 
-fn reference() -> Value {
+fn q3_reference() -> Value {
     let text = std::fs::read_to_string(fixtures().join("qwen3_vl_reference.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
-fn tensors() -> HashMap<String, Tensor> {
+fn q3_tensors() -> HashMap<String, Tensor> {
     candle_core::safetensors::load(
         fixtures().join("qwen3_vl_reference.safetensors"),
         &Device::Cpu,
@@ -96,8 +95,8 @@ fn config_reads_the_qwen3_vl_switches() {
 
 #[test]
 fn processor_pixel_values_and_grids_match_transformers_exactly() {
-    let r = reference();
-    let t = tensors();
+    let r = q3_reference();
+    let t = q3_tensors();
     let model = load(DType::F32);
     let p = model.processor.as_ref().unwrap();
     let grids = r["grids"].as_object().unwrap();
@@ -126,8 +125,8 @@ fn processor_pixel_values_and_grids_match_transformers_exactly() {
 
 #[test]
 fn rope_index_matches_transformers_exactly() {
-    let r = reference();
-    let t = tensors();
+    let r = q3_reference();
+    let t = q3_tensors();
     let model = load(DType::F32);
     for case in ["one_image", "two_images", "batch"] {
         let c = &r["cases"][case];
@@ -159,8 +158,8 @@ fn rope_index_matches_transformers_exactly() {
 
 #[test]
 fn logits_match_transformers_for_every_case_and_both_paths() {
-    let r = reference();
-    let t = tensors();
+    let r = q3_reference();
+    let t = q3_tensors();
     let model = load(DType::F32);
     for case in CASES {
         let batch = case_batch(&r, &r["cases"][case], &t);
@@ -176,8 +175,8 @@ fn logits_match_transformers_for_every_case_and_both_paths() {
 
 #[test]
 fn greedy_generation_matches_transformers() {
-    let r = reference();
-    let t = tensors();
+    let r = q3_reference();
+    let t = q3_tensors();
     let model = load(DType::F32);
     let vision_start = r["ids"]["vision_start"].as_u64().unwrap() as u32;
     for case in ["text", "one_image", "batch"] {
@@ -222,30 +221,6 @@ fn greedy_generation_matches_transformers() {
     }
 }
 
-/// `sum(logits * w)` over the real positions, `w` a fixed pseudo-random pattern.
-fn weighted_sum(model: &Model, batch: &Batch) -> Tensor {
-    let logits = model.logits(batch, true).unwrap();
-    let (b, s, v) = logits.dims3().unwrap();
-    let mut w = Vec::with_capacity(b * s * v);
-    let mut x: u64 = 0x9e3779b97f4a7c15;
-    for bi in 0..b {
-        for ti in 0..s {
-            for _ in 0..v {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let keep = f64::from(batch.mask[bi][ti]);
-                w.push(keep * ((x >> 11) as f64 / (1u64 << 53) as f64 - 0.5));
-            }
-        }
-    }
-    let w = Tensor::from_vec(w, (b, s, v), &Device::Cpu)
-        .unwrap()
-        .to_dtype(logits.dtype())
-        .unwrap();
-    (logits * w).unwrap().sum_all().unwrap()
-}
-
 fn grad_norms(model: &Model, batch: &Batch) -> Vec<(String, Vec<f64>)> {
     let loss = weighted_sum(model, batch);
     let grads = model.backward(&loss).unwrap();
@@ -265,8 +240,8 @@ fn grad_norms(model: &Model, batch: &Batch) -> Vec<(String, Vec<f64>)> {
 
 #[test]
 fn training_forward_reaches_every_weight_and_agrees_with_finite_differences() {
-    let r = reference();
-    let t = tensors();
+    let r = q3_reference();
+    let t = q3_tensors();
     // f64, so the finite differences are exact enough to compare closely.
     let mut model = load(DType::F64);
     let batch = case_batch(&r, &r["cases"]["batch"], &t);
@@ -331,18 +306,10 @@ fn training_forward_reaches_every_weight_and_agrees_with_finite_differences() {
     }
 }
 
-fn torch_venv() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let venv = std::env::var_os("MIXED_R1_TORCH_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".cache/venv-torch"));
-    venv.join("bin/python").is_file().then_some(venv)
-}
-
 #[test]
 fn saved_folder_reloads_and_transformers_reads_it() {
-    let r = reference();
-    let t = tensors();
+    let r = q3_reference();
+    let t = q3_tensors();
     let model = load(DType::F32);
     let dir = tempfile::tempdir().unwrap();
     model.save(dir.path()).unwrap();
@@ -371,26 +338,14 @@ fn saved_folder_reloads_and_transformers_reads_it() {
         eprintln!("not running transformers on the saved folder: no torch venv");
         return;
     };
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fixtures/qwen3_vl_fixtures.sh");
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .arg("verify-saved")
-        .arg(dir.path())
-        .env("MIXED_R1_TORCH_VENV", &venv)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "verify-saved failed:\n{text}");
-    assert!(text.contains("-> OK"), "{text}");
+    verify_saved("qwen3_vl_fixtures.sh", dir.path(), &[], &venv);
 }
 
 #[test]
 fn lora_adapts_decoder_and_vision_tower_and_trains() {
     use mixed_r1_model::lora::LoraConfig;
-    let r = reference();
-    let t = tensors();
+    let r = q3_reference();
+    let t = q3_tensors();
     let mut model = load(DType::F32);
     let n = model
         .add_lora(&LoraConfig {

@@ -2,9 +2,10 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
+use mixed_r1_model::model::{Batch, Model};
 use serde_json::Value;
 
 pub fn fixtures() -> PathBuf {
@@ -72,4 +73,61 @@ pub fn smollm2_gguf() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../.cache/assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
     p.is_file().then_some(p)
+}
+
+/// `sum(logits * w)` over the real positions, `w` a fixed pseudo-random pattern: every weight
+/// that reaches the logits gets a gradient.
+pub fn weighted_sum(model: &Model, batch: &Batch) -> Tensor {
+    let logits = model.logits(batch, true).unwrap();
+    let (b, s, v) = logits.dims3().unwrap();
+    let mut w = Vec::with_capacity(b * s * v);
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for bi in 0..b {
+        for ti in 0..s {
+            for _ in 0..v {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let keep = f64::from(batch.mask[bi][ti]);
+                w.push(keep * ((x >> 11) as f64 / (1u64 << 53) as f64 - 0.5));
+            }
+        }
+    }
+    let w = Tensor::from_vec(w, (b, s, v), &Device::Cpu)
+        .unwrap()
+        .to_dtype(logits.dtype())
+        .unwrap();
+    (logits * w).unwrap().sum_all().unwrap()
+}
+
+/// The torch venv of the fixture scripts (`.cache/venv-torch` or `MIXED_R1_TORCH_VENV`), if made.
+pub fn torch_venv() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let venv = std::env::var_os("MIXED_R1_TORCH_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".cache/venv-torch"));
+    venv.join("bin/python").is_file().then_some(venv)
+}
+
+/// Runs `scripts/fixtures/SCRIPT verify-saved DIR ARGS` (transformers loads a folder we saved and
+/// compares its logits with the fixture's) and asserts it passed.
+pub fn verify_saved(script: &str, dir: &Path, args: &[&str], venv: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts/fixtures")
+        .join(script);
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg("verify-saved")
+        .arg(dir)
+        .args(args)
+        .env("MIXED_R1_TORCH_VENV", venv)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{script:?} {args:?}: verify-saved failed:\n{text}"
+    );
+    assert!(text.contains("-> OK"), "{text}");
 }
