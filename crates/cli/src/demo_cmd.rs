@@ -1,13 +1,13 @@
 //! `mixed-r1 demo`: the demo run (`recipes/demo.toml`, embedded) or another run file. The run
-//! itself is `mixed_r1_train::demo::run_demo` (synth data, tiny model, SFT, evals, GRPO, evals)
-//! or, for a run file with a real policy and a fixed held-out set, `mixed_r1_train::recipe`;
+//! itself is `mixed_r1_recipes::demo::run_demo` (synth data, tiny model, SFT, evals, GRPO, evals)
+//! or, for a run file with a real policy and a fixed held-out set, `mixed_r1_recipes::recipe`;
 //! this file parses the arguments and prints.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use mixed_r1_train::demo::{run_demo, table, Progress};
+use mixed_r1_recipes::demo::{run_demo, table, Progress};
 use mixed_r1_train::run_file::parse_set;
 use mixed_r1_train::{tiny, RunFile};
 
@@ -151,11 +151,11 @@ fn run_recipe(a: &DemoArgs, recipe: &RunFile) -> Result<()> {
     );
     println!("output: {}", cfg.output_dir.display());
     let pb = bar(cfg.total_steps as u64, a.quiet, "grpo ");
-    let report = mixed_r1_train::recipe::run_recipe(recipe, policy, &pb, !a.quiet)?;
+    let report = mixed_r1_recipes::recipe::run_recipe(recipe, policy, &pb, !a.quiet)?;
     println!();
     print!(
         "{}",
-        mixed_r1_train::recipe::summary_markdown(recipe, &report)
+        mixed_r1_recipes::recipe::summary_markdown(recipe, &report)
     );
     println!(
         "\nsummary: {}\nplots:   {}",

@@ -11,8 +11,8 @@ use mixed_r1_eval::convert::{convert, BenchFormat, ConvertOptions};
 use mixed_r1_eval::metrics::headline;
 use mixed_r1_eval::report::{cell, label};
 use mixed_r1_eval::{
-    check_model_path, compare, compare_markdown, run, write_comparison, EvalConfig,
-    GenerationSettings, GivenResponses, PromptTemplate, Responder, Results, RunOptions,
+    check_model_path, compare, compare_markdown, run, write_comparison, EvalConfig, GivenResponses,
+    PromptTemplate, Responder, Results, RunOptions,
 };
 use mixed_r1_reward::format::FormatMode;
 use mixed_r1_reward::RewardConfig;
@@ -222,21 +222,6 @@ fn is_run_file(path: &Path) -> Result<bool> {
         .any(|k| doc.contains_key(*k)))
 }
 
-/// The eval config of a run file: greedy, its [eval] budget, [prompt] and [reward].
-fn run_file_config(rf: &RunFile) -> EvalConfig {
-    EvalConfig {
-        reward: rf.train.reward.clone(),
-        prompt: Some(rf.prompt.clone()),
-        batch_size: rf.eval.batch_size.max(1),
-        seed: rf.eval.seed.unwrap_or(rf.train.seed),
-        generation: GenerationSettings {
-            max_new_tokens: rf.eval_max_new_tokens(),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
-
 /// `--config` when it is a run file.
 fn run_file_arg(a: &RunArgs) -> Result<Option<RunFile>> {
     match &a.config {
@@ -247,7 +232,7 @@ fn run_file_arg(a: &RunArgs) -> Result<Option<RunFile>> {
 
 fn build_config(a: &RunArgs) -> Result<EvalConfig> {
     let mut cfg = match (&a.config, run_file_arg(a)?) {
-        (_, Some(rf)) => run_file_config(&rf),
+        (_, Some(rf)) => mixed_r1_recipes::eval_config(&rf, false),
         (Some(p), None) => EvalConfig::from_file(p)?,
         (None, None) => EvalConfig::default(),
     };

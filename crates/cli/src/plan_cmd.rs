@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use mixed_r1_grpo::config::TrainConfig;
 use mixed_r1_model::config::ModelConfig;
 use mixed_r1_model::lora::LoraConfig;
 use mixed_r1_model::model::{LoadOptions, Model};
 use mixed_r1_model::tokenizer::Tokenizer;
+use mixed_r1_train::config::TrainConfig;
 use mixed_r1_train::grpo::lora_config;
 use mixed_r1_train::memory_plan::{
     gib, plan, render_table, standard_scenarios, thousands, Plan, Precision, RunShape, Scenario,

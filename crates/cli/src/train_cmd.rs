@@ -6,8 +6,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mixed_r1_data::Sample;
-use mixed_r1_grpo::config::TrainConfig;
 use mixed_r1_model::model::{LoadOptions, Model};
+use mixed_r1_train::config::TrainConfig;
 use mixed_r1_train::prompts::PromptMaker;
 use mixed_r1_train::run_file::parse_set;
 use mixed_r1_train::{sft, tiny, RunFile, Trainer};
@@ -153,7 +153,7 @@ pub fn default_tokenizer() -> PathBuf {
 
 /// Training samples: JSONL / Parquet; bad rows and missing images are reported and skipped.
 pub fn load_samples(path: &Path, quiet: bool) -> Result<Vec<Sample>> {
-    mixed_r1_train::demo::load_samples(path, quiet)
+    mixed_r1_recipes::load_samples(path, quiet)
 }
 
 pub fn bar(len: u64, quiet: bool, what: &str) -> ProgressBar {
@@ -177,7 +177,7 @@ fn plot_run(run: &Path) -> Result<()> {
         .with_context(|| format!("reading {}", metrics.display()))?;
     anyhow::ensure!(!records.is_empty(), "{} holds no steps", metrics.display());
     let dir = run.join("plots");
-    let mut written = mixed_r1_train::recipe::plot_curves(&records, &dir)?;
+    let mut written = mixed_r1_grpo::plot::plot_training_curves(&records, &dir)?;
     for metric in ["reward", "accuracy", "format"] {
         let path = dir.join(format!("{metric}_per_task.png"));
         mixed_r1_grpo::plot::plot_metric_per_task(&records, metric, &path)?;

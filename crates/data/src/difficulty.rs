@@ -26,12 +26,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use mixed_r1_reward::chart::ChartMode;
-use mixed_r1_reward::{RewardConfig, Scorer, ScoringSample};
+use mixed_r1_reward::{RewardConfig, Scorer};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::schema::{Reject, Row, Sample, Stage, Task};
+use crate::schema::{scoring_sample, Reject, Row, Sample, Stage, Task};
 
 /// `[difficulty]` in a recipe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -204,21 +204,6 @@ pub fn is_continuous(task: Task, reward: &RewardConfig) -> bool {
         Task::Grounding | Task::OpenEnded => true,
         Task::Chart => reward.chart.mode == ChartMode::Partial,
         _ => false,
-    }
-}
-
-fn scoring_sample(s: &Sample, response: &str) -> ScoringSample {
-    ScoringSample {
-        id: None,
-        source: None,
-        task: Some(s.task.as_str().to_string()),
-        answer: s.answer.clone(),
-        choices: s.choices.clone(),
-        frame: s.frame,
-        pred_frame: s.pred_frame,
-        image_size: s.image_size.map(|[w, h]| [w as f64, h as f64]),
-        reward: s.reward.clone(),
-        response: response.to_string(),
     }
 }
 

@@ -37,5 +37,6 @@ pub mod synth;
 
 pub use error::DataError;
 pub use schema::{
-    Answer, Draft, Origin, Reject, Row, Sample, SourceFormat, SourceSpec, Stage, Task,
+    scoring_sample, Answer, Draft, Origin, Reject, Row, Sample, SourceFormat, SourceSpec, Stage,
+    Task,
 };

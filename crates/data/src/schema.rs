@@ -210,3 +210,21 @@ pub struct SourceSpec {
     #[serde(default)]
     pub options: toml::Table,
 }
+
+/// The reward crate's view of a sample with one response: what the mixed reward needs to score
+/// it (task, gold answer, choices, box frames, image size, per-sample reward overrides). The one
+/// conversion used by the difficulty filter, the eval harness and the trainer's rollouts.
+pub fn scoring_sample(s: &Sample, response: &str) -> mixed_r1_reward::ScoringSample {
+    mixed_r1_reward::ScoringSample {
+        id: Some(Value::String(s.id.clone())),
+        source: Some(s.source.clone()),
+        task: Some(s.task.as_str().to_string()),
+        answer: s.answer.clone(),
+        choices: s.choices.clone(),
+        frame: s.frame,
+        pred_frame: s.pred_frame,
+        image_size: s.image_size.map(|[w, h]| [w as f64, h as f64]),
+        reward: s.reward.clone(),
+        response: response.to_string(),
+    }
+}

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, Result};
-use mixed_r1_model::config::Arch;
+pub use mixed_r1_model::box_frame::{follow_model_frame, model_box_frame};
 use mixed_r1_model::generate::{generate, Prompt, SamplingConfig};
 use mixed_r1_model::model::{LoadOptions, Model};
 use mixed_r1_reward::iou::Frame;
@@ -19,34 +19,6 @@ use mixed_r1_reward::RewardConfig;
 use crate::config::GenerationSettings;
 use crate::responder::{EvalPrompt, Responder, Response};
 use crate::seed::response_seed;
-
-/// The frame a model family writes boxes in when not told otherwise: InternVL and Qwen3-VL answer
-/// in 0..1000 relative coordinates, Qwen2.5-VL in pixels of the image its processor resized;
-/// `None` (the gold's frame) for the text models.
-pub fn model_box_frame(arch: Arch) -> Option<Frame> {
-    match arch {
-        Arch::InternVl | Arch::Qwen3Vl => Some(Frame::Rel1000),
-        Arch::Qwen25Vl => Some(Frame::AbsResized),
-        Arch::Qwen2 | Arch::Llama => None,
-    }
-}
-
-/// Sets the IoU reward's predicted-box frame to the model's ([`model_box_frame`]) unless the
-/// config names one; for `abs_resized` the smart-resize parameters come from the model's own
-/// image processor, so a box is mapped back exactly as the image was resized.
-pub fn follow_model_frame(reward: &mut RewardConfig, model: &Model) {
-    if reward.iou.pred_frame.is_some() {
-        return;
-    }
-    reward.iou.pred_frame = model_box_frame(model.config.arch);
-    if reward.iou.pred_frame == Some(Frame::AbsResized) {
-        if let Some(p) = &model.processor {
-            reward.iou.factor = p.factor() as u32;
-            reward.iou.min_pixels = p.min_pixels;
-            reward.iou.max_pixels = p.max_pixels;
-        }
-    }
-}
 
 pub struct ModelResponder {
     model: Model,

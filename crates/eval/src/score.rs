@@ -2,10 +2,11 @@
 //! continuous IoU of grounding answers (for Acc@0.5 and mean IoU, whatever IoU mode the reward
 //! uses), ROUGE-L of open-ended answers, and whether the response counts as correct for pass@k.
 
+pub use mixed_r1_data::scoring_sample;
 use mixed_r1_data::Sample;
 use mixed_r1_reward::extract::extract_answer;
 use mixed_r1_reward::iou::IouMode;
-use mixed_r1_reward::{RewardConfig, RewardKind, Scorer, ScoringSample};
+use mixed_r1_reward::{RewardConfig, RewardKind, Scorer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -120,22 +121,6 @@ impl EvalScorer {
             correct,
             error: result.error,
         }
-    }
-}
-
-/// The reward crate's view of a data sample with a response.
-pub fn scoring_sample(s: &Sample, response: &str) -> ScoringSample {
-    ScoringSample {
-        id: Some(Value::String(s.id.clone())),
-        source: Some(s.source.clone()),
-        task: Some(s.task.as_str().to_string()),
-        answer: s.answer.clone(),
-        choices: s.choices.clone(),
-        frame: s.frame,
-        pred_frame: s.pred_frame,
-        image_size: s.image_size.map(|[w, h]| [w as f64, h as f64]),
-        reward: s.reward.clone(),
-        response: response.to_string(),
     }
 }
 

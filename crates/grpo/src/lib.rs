@@ -15,11 +15,9 @@
 //! - [`plot`]: PNG line plots of a metric per task over steps.
 //! - [`checkpoint`]: atomic `checkpoint-<step>/` directories with a `latest` pointer, trainer
 //!   state (step, optimizer moments, RNG, metrics) and a caller-supplied weight writer.
-//! - [`config`]: `TrainConfig`, every GRPO knob in one TOML file.
 
 pub mod advantage;
 pub mod checkpoint;
-pub mod config;
 pub mod error;
 pub mod loss;
 pub mod metrics;

@@ -2,9 +2,10 @@
 //! `mixed-r1-plot` (the embedded bitmap font, no system fonts, no Python), so a training run
 //! leaves readable figures anywhere. The chart itself ([`render`], [`Series`], [`PlotOptions`],
 //! the ticks) lives in `mixed-r1-plot` and is re-exported here; this module reads metric
-//! records into series.
+//! records into series: one line per task ([`plot_metric_per_task`]) and the reward, entropy and
+//! length curves of a run ([`plot_training_curves`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -53,4 +54,51 @@ pub fn plot_metric_per_task(records: &[Value], metric: &str, path: &Path) -> Res
         ..Default::default()
     };
     save_png(&series, &opts, path)
+}
+
+/// Reward, entropy and response-length curves over steps (what a user watches in TensorBoard),
+/// as PNG next to the per-task plots.
+pub fn plot_training_curves(records: &[Value], dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| GrpoError::io(dir, e))?;
+    let series = |key: &str| -> Series {
+        Series {
+            name: key.to_string(),
+            points: crate::metrics::series(records, key),
+        }
+    };
+    let mut out = Vec::new();
+    for (file, title, keys, y) in [
+        (
+            "reward_curve.png",
+            "training reward (mean over rollouts)",
+            vec!["reward/mean", "accuracy/mean", "format/mean"],
+            "reward",
+        ),
+        (
+            "entropy_curve.png",
+            "policy entropy (nats / token)",
+            vec!["train/entropy"],
+            "entropy",
+        ),
+        (
+            "length_curve.png",
+            "response length (tokens)",
+            vec!["response/length_mean"],
+            "tokens",
+        ),
+    ] {
+        let s: Vec<Series> = keys.iter().map(|k| series(k)).collect();
+        let path = dir.join(file);
+        save_png(
+            &s,
+            &PlotOptions {
+                title: title.to_string(),
+                y_label: y.to_string(),
+                ..Default::default()
+            },
+            &path,
+        )?;
+        out.push(path);
+    }
+    Ok(out)
 }

@@ -30,8 +30,10 @@
 //! - [`lora`]: LoRA adapters on the projections (PEFT's arithmetic and file layout);
 //!   [`adapters`]: adding, saving, loading and merging them on a model.
 //! - [`mixed`]: bf16 / f16 working weights with f32 masters for mixed-precision training.
+//! - [`box_frame`]: the box frame a model family answers in; the IoU reward set to read it.
 
 pub mod adapters;
+pub mod box_frame;
 pub mod chat;
 pub mod chat_template;
 pub mod config;

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::config::TrainConfig;
 use anyhow::{bail, Context, Result};
 use candle_core::{Tensor, Var};
 use mixed_r1_data::prompt::PromptTemplate;
@@ -19,7 +20,6 @@ use mixed_r1_grpo::advantage::{AdvantageInput, AdvantageRegistry, Groups};
 use mixed_r1_grpo::checkpoint::{
     latest_checkpoint, load_checkpoint, save_checkpoint, CheckpointData, RngState, TrainerState,
 };
-use mixed_r1_grpo::config::TrainConfig;
 use mixed_r1_grpo::loss::{LossInputs, PolicyLossRegistry};
 use mixed_r1_grpo::metrics::MetricsLogger;
 use mixed_r1_grpo::optim::{clip_grad_norm, AdamW, GradAccumulator};
@@ -192,7 +192,7 @@ impl Trainer {
         // Predicted boxes are read in the frame the policy writes them (InternVL: rel1000)
         // unless the config names one; the saved config keeps what the user wrote.
         let mut reward = cfg.reward.clone();
-        mixed_r1_eval::model_responder::follow_model_frame(&mut reward, &policy);
+        mixed_r1_model::box_frame::follow_model_frame(&mut reward, &policy);
         let scorer = Scorer::new(reward.clone())
             .map_err(|e| anyhow::anyhow!("setting up the rewards: {e}"))?;
         let maker = PromptMaker::new(template, reward);

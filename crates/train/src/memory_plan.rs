@@ -67,7 +67,7 @@
 //! This is a model of this crate's forward, not a measurement: the README compares it with the
 //! peak RSS of real CPU steps.
 
-use mixed_r1_grpo::config::TrainConfig;
+use crate::config::TrainConfig;
 use mixed_r1_model::config::{ModelConfig, VisionConfig};
 use mixed_r1_model::lora::{is_adapter_tensor, LoraConfig};
 use serde::Serialize;

@@ -1,8 +1,8 @@
 //! Rollouts: G completions per prompt from the policy, each scored by its task's reward.
 
 use anyhow::Result;
+use mixed_r1_data::scoring_sample;
 use mixed_r1_data::Sample;
-use mixed_r1_eval::score::scoring_sample;
 use mixed_r1_grpo::sampling::RewardGroup;
 use mixed_r1_model::generate::{generate, Prompt, SamplingConfig};
 use mixed_r1_model::model::Model;

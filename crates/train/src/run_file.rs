@@ -28,10 +28,10 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use crate::config::{DataSection, TrainConfig};
 use anyhow::{Context, Result};
 use mixed_r1_data::prompt::PromptTemplate;
 use mixed_r1_data::synth::SynthConfig;
-use mixed_r1_grpo::config::{DataSection, TrainConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::sft::SftConfig;
@@ -461,6 +461,23 @@ impl RunFile {
         } else {
             self.train.max_completion_len
         }
+    }
+
+    /// Checks what a recipe run (evals before and after GRPO on a fixed held-out set) needs.
+    pub fn check_recipe(&self) -> Result<()> {
+        let name = self.name();
+        self.train
+            .validate_for_training()
+            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        anyhow::ensure!(
+            self.data.heldout.is_some(),
+            "{name}: [data] heldout: missing (the fixed held-out set the before / after evals use)"
+        );
+        anyhow::ensure!(
+            self.eval.samples >= 1,
+            "{name}: [eval] samples: must be >= 1"
+        );
+        Ok(())
     }
 }
 

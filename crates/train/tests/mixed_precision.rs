@@ -11,10 +11,10 @@ use common::{copy, sample, tokenizer};
 
 use candle_core::DType;
 use indicatif::ProgressBar;
+use mixed_r1_data::prompt::PromptTemplate;
 use mixed_r1_data::Sample;
-use mixed_r1_eval::prompt::PromptTemplate;
-use mixed_r1_grpo::config::TrainConfig;
 use mixed_r1_model::model::{LoadOptions, Model};
+use mixed_r1_train::config::TrainConfig;
 use mixed_r1_train::prompts::PromptMaker;
 use mixed_r1_train::{sft, tiny, Trainer};
 

@@ -16,56 +16,17 @@ use indicatif::ProgressBar;
 use mixed_r1_eval::model_responder::ModelResponder;
 use mixed_r1_eval::report::Results;
 use mixed_r1_eval::run::RunOptions;
-use mixed_r1_eval::{EvalConfig, GenerationSettings};
-use mixed_r1_grpo::plot::{save_png, PlotOptions, Series};
+use mixed_r1_eval::EvalConfig;
+use mixed_r1_grpo::plot::plot_training_curves;
 use mixed_r1_model::model::Model;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use crate::run_file::set_dotted;
-use crate::run_file::RunFile;
-use crate::Trainer;
+use mixed_r1_train::run_file::RunFile;
+use mixed_r1_train::Trainer;
 
-impl RunFile {
-    fn eval_config(&self, sampled: bool) -> EvalConfig {
-        let t = &self.train;
-        EvalConfig {
-            reward: t.reward.clone(),
-            batch_size: self.eval.batch_size.max(1),
-            n: if sampled { self.eval.samples } else { 1 },
-            seed: self.eval.seed.unwrap_or(t.seed),
-            prompt: Some(self.prompt.clone()),
-            generation: GenerationSettings {
-                max_new_tokens: self.eval_max_new_tokens(),
-                temperature: Some(if sampled {
-                    self.eval_temperature()
-                } else {
-                    0.0
-                }),
-                top_p: t.top_p,
-                top_k: t.top_k,
-            },
-            ..Default::default()
-        }
-    }
-
-    /// Checks what a recipe run (evals before and after GRPO on a fixed held-out set) needs.
-    pub fn check_recipe(&self) -> Result<()> {
-        let name = self.name();
-        self.train
-            .validate_for_training()
-            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-        anyhow::ensure!(
-            self.data.heldout.is_some(),
-            "{name}: [data] heldout: missing (the fixed held-out set the before / after evals use)"
-        );
-        anyhow::ensure!(
-            self.eval.samples >= 1,
-            "{name}: [eval] samples: must be >= 1"
-        );
-        Ok(())
-    }
-}
+use crate::eval_config::eval_config;
+use crate::samples::load_samples;
 
 /// The four held-out evals of a recipe run.
 #[derive(Debug, Clone, Serialize)]
@@ -126,10 +87,10 @@ pub fn run_recipe(
     let train_path = cfg.data.train.clone().context("data.train")?;
     recipe.check_recipe()?;
     let heldout = recipe.data.heldout.clone().context("data.heldout")?;
-    let samples = load_training(&train_path)?;
+    let samples = load_samples(&train_path, false)?;
 
-    let greedy = recipe.eval_config(false);
-    let sampled = recipe.eval_config(true);
+    let greedy = eval_config(recipe, false);
+    let sampled = eval_config(recipe, true);
     let (policy, greedy_before) = evaluate(
         policy,
         &greedy,
@@ -165,7 +126,7 @@ pub fn run_recipe(
     })?;
     bar.finish_and_clear();
     let train_s = t1.elapsed().as_secs_f64();
-    plot_curves(trainer.records(), &out.join("plots"))?;
+    plot_training_curves(trainer.records(), &out.join("plots"))?;
     let steps = trainer.step;
 
     let t2 = Instant::now();
@@ -216,14 +177,6 @@ pub fn run_recipe(
         serde_json::to_string_pretty(&summary_json(&report))?,
     )?;
     Ok(report)
-}
-
-fn load_training(path: &Path) -> Result<Vec<mixed_r1_data::Sample>> {
-    let data = mixed_r1_eval::load_data(&[path.to_path_buf()])?;
-    for s in data.skipped.iter().take(5) {
-        eprintln!("warning: {}:{}: {} (skipped)", s.file, s.line, s.reason);
-    }
-    Ok(data.samples.into_iter().map(|s| s.sample).collect())
 }
 
 /// One row per task (and `all`): headline score greedy and sampled, before and after.
@@ -317,56 +270,6 @@ fn summary_json(r: &RecipeReport) -> Value {
         "tasks": tasks, "steps": r.steps, "train_s": r.train_s, "eval_s": r.eval_s,
         "total_s": r.total_s, "checkpoint": r.checkpoint,
     })
-}
-
-/// Reward, entropy and response-length curves over steps (what a user watches in TensorBoard),
-/// as PNG next to the per-task plots.
-pub fn plot_curves(records: &[Value], dir: &Path) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)?;
-    let series = |key: &str| -> Series {
-        Series {
-            name: key.to_string(),
-            points: records
-                .iter()
-                .filter_map(|r| Some((r.get("step")?.as_f64()?, r.get(key)?.as_f64()?)))
-                .collect(),
-        }
-    };
-    let mut out = Vec::new();
-    for (file, title, keys, y) in [
-        (
-            "reward_curve.png",
-            "training reward (mean over rollouts)",
-            vec!["reward/mean", "accuracy/mean", "format/mean"],
-            "reward",
-        ),
-        (
-            "entropy_curve.png",
-            "policy entropy (nats / token)",
-            vec!["train/entropy"],
-            "entropy",
-        ),
-        (
-            "length_curve.png",
-            "response length (tokens)",
-            vec!["response/length_mean"],
-            "tokens",
-        ),
-    ] {
-        let s: Vec<Series> = keys.iter().map(|k| series(k)).collect();
-        let path = dir.join(file);
-        save_png(
-            &s,
-            &PlotOptions {
-                title: title.to_string(),
-                y_label: y.to_string(),
-                ..Default::default()
-            },
-            &path,
-        )?;
-        out.push(path);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

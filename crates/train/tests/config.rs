@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use mixed_r1_grpo::config::TrainConfig;
 use mixed_r1_grpo::loss::{Aggregation, KlEstimator};
 use mixed_r1_grpo::optim::ScheduleKind;
+use mixed_r1_train::config::TrainConfig;
 
 #[test]
 fn defaults_are_valid_and_round_trip_through_toml() {

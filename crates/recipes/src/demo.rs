@@ -17,13 +17,15 @@ use mixed_r1_data::Sample;
 use mixed_r1_eval::model_responder::ModelResponder;
 use mixed_r1_eval::report::Results;
 use mixed_r1_eval::run::RunOptions;
-use mixed_r1_eval::{EvalConfig, GenerationSettings};
 use mixed_r1_model::model::{LoadOptions, Model};
 use mixed_r1_reward::RewardConfig;
 
-use crate::prompts::PromptMaker;
-use crate::run_file::RunFile;
-use crate::{sft, tiny, Trainer};
+use mixed_r1_train::prompts::PromptMaker;
+use mixed_r1_train::run_file::RunFile;
+use mixed_r1_train::{sft, tiny, Trainer};
+
+use crate::eval_config::eval_config;
+use crate::samples::load_samples;
 
 /// How a library run reports progress: progress bars and lines of text.
 pub struct Progress<'a> {
@@ -67,23 +69,6 @@ pub fn split(samples: Vec<Sample>, per_task: usize) -> (Vec<Sample>, Vec<Sample>
     (train, held)
 }
 
-/// Training samples: JSONL / Parquet; bad rows and missing images are reported (unless quiet)
-/// and skipped.
-pub fn load_samples(path: &Path, quiet: bool) -> Result<Vec<Sample>> {
-    let data = mixed_r1_eval::load_data(&[path.to_path_buf()])?;
-    if !data.skipped.is_empty() && !quiet {
-        eprintln!(
-            "warning: {} rows of {} skipped:",
-            data.skipped.len(),
-            path.display()
-        );
-        for s in data.skipped.iter().take(5) {
-            eprintln!("  {}:{}: {}", s.file, s.line, s.reason);
-        }
-    }
-    Ok(data.samples.into_iter().map(|s| s.sample).collect())
-}
-
 fn write_jsonl(samples: &[Sample], path: &Path) -> Result<()> {
     mixed_r1_data::parquet_io::write_jsonl(samples, path)
         .with_context(|| format!("writing {}", path.display()))
@@ -98,24 +83,8 @@ fn evaluate(
     sampled: bool,
     quiet: bool,
 ) -> Result<(Model, Results)> {
-    let (n, temperature) = if sampled {
-        (rf.eval.samples, Some(rf.eval_temperature()))
-    } else {
-        (1, None)
-    };
-    let cfg = EvalConfig {
-        reward: reward.clone(),
-        batch_size: rf.eval.batch_size.max(1),
-        n,
-        seed: rf.eval.seed.unwrap_or(rf.train.seed),
-        prompt: Some(rf.prompt.clone()),
-        generation: GenerationSettings {
-            max_new_tokens: rf.eval_max_new_tokens(),
-            temperature,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let mut cfg = eval_config(rf, sampled);
+    cfg.reward = reward.clone();
     let opts = RunOptions {
         data: vec![data.to_path_buf()],
         out: out.to_path_buf(),

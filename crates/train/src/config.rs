@@ -35,10 +35,10 @@ use std::path::{Path, PathBuf};
 use mixed_r1_reward::config::RewardConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::advantage::{AdvantageConfig, AdvantageRegistry};
-use crate::loss::{Aggregation, KlEstimator, LossConfig, PolicyLossRegistry};
-use crate::optim::{AdamWConfig, LrSchedule, ScheduleKind};
-use crate::{GrpoError, Result};
+use mixed_r1_grpo::advantage::{AdvantageConfig, AdvantageRegistry};
+use mixed_r1_grpo::loss::{Aggregation, KlEstimator, LossConfig, PolicyLossRegistry};
+use mixed_r1_grpo::optim::{AdamWConfig, LrSchedule, ScheduleKind};
+use mixed_r1_grpo::{GrpoError, Result};
 
 /// `[model]`: which policy to train. Exactly one of `path` and `tiny`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -273,7 +273,7 @@ impl Default for TrainConfig {
             min_lr_ratio: 0.1,
             warmup_steps: 10,
             weight_decay: 0.01,
-            weight_decay_exclude: crate::optim::default_no_decay(),
+            weight_decay_exclude: mixed_r1_grpo::optim::default_no_decay(),
             adam_beta1: 0.9,
             adam_beta2: 0.999,
             adam_eps: 1e-8,
