@@ -20,7 +20,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import rules_py  # noqa: E402
 
-BIN = os.path.join(ROOT, "target", "release", "mixed-r1")
+# The binary setup.sh built: target/release, or $CARGO_TARGET_DIR/release when that is set.
+BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "mixed-r1")
 WORDS = ("the image shows a shape near the centre of the frame and its colour looks fairly clear "
          "so I compare it with the question carefully before I answer it step by step").split()
 

@@ -60,63 +60,277 @@ def yes_no_reward(pred, gold):
     return 1.0 if yes_no_polarity(pred or "") == g else 0.0
 
 
-MCQ_WHOLE = re.compile(r"^[\s(\[*\"']*([A-Za-z])[\s)\].:*\"']*$")
-MCQ_ANSWER_IS = re.compile(r"\banswer\s*(?:is\s*:?|:)\s*[*(\[\"]*\s*([A-Za-z])(?![A-Za-z0-9])", re.I)
-MCQ_PAREN = re.compile(r"\(([A-Za-z])\)")
-MCQ_PUNCT = re.compile(r"(?<![A-Za-z0-9_])([A-Z])[.):](?![A-Za-z0-9])")
-MCQ_OPTION = re.compile(r"\b(?:option|options|choice)\s*[*(\[\"]*\s*([A-Z])(?![A-Za-z0-9])", re.I)
-MCQ_BARE = re.compile(r"(?<![A-Za-z0-9_])([A-Z])(?![A-Za-z0-9_])")
+# Multiple choice, as crates/reward/src/matching.rs defines it (DESIGN.md, "Matching / mcq"): a
+# letter inside a word never counts, and a hedge that names two letters ("A or C", "(A)(C)",
+# "the answer is A or C") scores 0 unless the gold has several letters (compared as sets). Letter
+# sets are bit masks (bit 0 is A). Prediction letters, in order:
+# 1. the whole answer is a letter or a list of letters ("B", "(b)", "A, C", "either A or C");
+# 2. else the last "answer is ..." / "answer: ..." statement, with every letter it lists;
+# 3. else every option named: "(B)", "B.", "B)", "B:", "option B", a capital letter standing alone
+#    ("A"/"I" before a lower-case word is English, except before or/and/nor or a verb such as
+#    "is"/"could"), plus the one choice whose text appears.
+# Unicode white space as Rust's char::is_whitespace sees it (str.isspace also takes \x1c-\x1f).
+WS = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+ASCII_ALPHA = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+ASCII_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
+ASCII_ALNUM = ASCII_ALPHA | frozenset("0123456789")
+# A word: an ASCII letter, then ASCII letters, digits, `_` or any non-ASCII character.
+MCQ_WORD = re.compile("[A-Za-z][A-Za-z0-9_\u0080-\U0010ffff]*")
+LIST_SPLIT = re.compile("[,/;" + WS + "]")
+LIST_TRIM = WS + "().:*[]\"'"
+LIST_FILLERS = frozenset(("and", "or", "nor", "either", "both"))
+MARKERS_OPTION = frozenset(("option", "options", "choice", "choices"))
+CONNECTIVES = frozenset(("or", "and", "nor"))
+FILLERS = frozenset(("maybe", "perhaps", "possibly", "probably", "also"))
+# Verbs after which "A" (the first seven: "I" too) is an option letter, not English.
+VERBS_A = frozenset(("is", "was", "seems", "looks", "appears", "matches", "fits", "could", "would",
+                     "might", "may", "can", "will", "should", "must"))
+VERBS_I = frozenset(("is", "was", "seems", "looks", "appears", "matches", "fits"))
+PHRASE_SPLIT = re.compile(r"(?:[^\w.%-]|_)+")
+WRAP_FIRST = frozenset("\\$*\"`")  # the first characters of the wrappers strip_wrappers removes
+LETTERS = re.compile("[A-Za-z]{1,26}")
 
 
-def mcq_letters(text, n_choices):
-    valid = {chr(65 + i) for i in range(n_choices or 26)}
-    m = MCQ_WHOLE.match(text)
-    if m:
-        letter = m.group(1).upper()
-        return {letter} if letter in valid else set()
-    found = [m.group(1).upper() for m in MCQ_ANSWER_IS.finditer(text) if m.group(1).upper() in valid]
-    if found:
-        return {found[-1]}
-    explicit = {m.group(1).upper() for m in MCQ_PAREN.finditer(text)}
-    explicit |= {m.group(1) for m in MCQ_PUNCT.finditer(text)}
-    explicit |= {m.group(1) for m in MCQ_OPTION.finditer(text) if m.group(1).isupper()}
-    explicit &= valid
-    if explicit:
-        return explicit
-    bare = set()
-    for m in MCQ_BARE.finditer(text):
-        letter = m.group(1)
-        rest = text[m.end():m.end() + 2]
-        if letter in "AI" and len(rest) == 2 and rest[0] == " " and rest[1].islower():
+def strip_wrappers(s):
+    """Removes wrappers around the whole string, repeatedly: \\boxed{}, $ $, \\( \\), \\[ \\], ** **, quotes, backticks."""
+    while True:
+        t = s.strip(WS)
+        if not t or t[0] not in WRAP_FIRST:
+            return t
+        inner = None
+        if t.startswith("\\boxed"):
+            rest = t[6:].lstrip(WS)
+            if len(rest) >= 2 and rest[0] == "{" and rest[-1] == "}":
+                depth = 0
+                for c in rest[1:-1]:
+                    if c == "{":
+                        depth += 1
+                    elif c == "}":
+                        depth -= 1
+                        if depth < 0:
+                            break
+                if depth == 0:
+                    inner = rest[1:-1]
+        if inner is None:
+            for o, c in (("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("**", "**"), ('"', '"'), ("`", "`")):
+                if len(t) >= len(o) + len(c) and t.startswith(o) and t.endswith(c):
+                    inner = t[len(o):len(t) - len(c)]
+                    break
+        if inner is None:
+            return t
+        s = inner
+
+
+def valid_letters(choices):
+    n = len(choices)
+    return (1 << 26) - 1 if n == 0 or n > 26 else (1 << n) - 1
+
+
+def letter_bit(l):
+    return 1 << (ord(l.upper()) - 65)
+
+
+def letter_list(s, valid):
+    """The whole string is a letter or a list of letters ("B", "(b)", "A, C", "A or C", "AC")."""
+    t = strip_wrappers(s).strip(LIST_TRIM)
+    if not t:
+        return None
+    found = 0
+    for part in LIST_SPLIT.split(t):
+        p = part.strip("().*")
+        if not p or p.lower() in LIST_FILLERS:
             continue
-        if letter in valid:
-            bare.add(letter)
-    return bare
+        if not LETTERS.fullmatch(p):
+            return None
+        if len(p) > 1 and not p.isupper():  # "AC" is a list, "ac"/"Ab" are words
+            return None
+        for l in p:
+            b = letter_bit(l)
+            if not valid & b:
+                return None
+            found |= b
+    return found or None
+
+
+def word_at(s, i):
+    """The whole ASCII word starting at i ("" when it runs into a digit, `_` or non-ASCII)."""
+    j, n = i, len(s)
+    while j < n and s[j] in ASCII_ALPHA:
+        j += 1
+    if j < n and (not s[j].isascii() or s[j].isdigit() or s[j] == "_"):
+        return ""
+    return s[i:j]
+
+
+def connective_at(s, i):
+    return word_at(s, i).lower() in CONNECTIVES
+
+
+def followed_by_lower_word(s, i):
+    return i + 1 < len(s) and s[i] == " " and s[i + 1] in ASCII_LOWER
+
+
+def skip_spaces(s, i):
+    n = len(s)
+    while i < n and s[i] in " \t\n":
+        i += 1
+    return i
+
+
+def reads_as_english(s, l, i):
+    """"A"/"I" ending at i followed by a lower-case word ("A cat", "I think"), but not before a
+    connective ("A or C") or a verb that makes the letter a subject ("A is also possible")."""
+    if l not in "AI" or not followed_by_lower_word(s, i) or connective_at(s, i + 1):
+        return False
+    return word_at(s, i + 1).lower() not in (VERBS_A if l == "A" else VERBS_I)
+
+
+def letter_item(s, i, allow_lower):
+    """One letter as a list item ("B", "(B)", "[b]", "**B**", '"B"'): (upper-case letter, end) or None."""
+    n = len(s)
+    while i < n and s[i] in '*(["':
+        i += 1
+    if i >= n or s[i] not in ASCII_ALPHA:
+        return None
+    if i + 1 < n and (s[i + 1] in ASCII_ALNUM or s[i + 1] == "_" or not s[i + 1].isascii()):
+        return None
+    l = s[i]
+    if l in ASCII_LOWER and not allow_lower:
+        return None
+    j = i + 1
+    while j < n and s[j] in '*)]"':
+        j += 1
+    return l.upper(), j
+
+
+def letters_after_marker(s, i, is_answer):
+    """The letters after "answer is" / "answer:" / "option" / "choice", with any further items
+    joined by , / & ; or a connective (optionally followed by "maybe" etc.)."""
+    n = len(s)
+    while i < n and s[i] in ' \t\n*(["':
+        i += 1
+    if is_answer:
+        if i < n and s[i] == ":":
+            i += 1
+        elif s[i:i + 2].isascii() and s[i:i + 2].lower() == "is" and not (i + 2 < n and s[i + 2] in ASCII_ALNUM):
+            i += 2
+            if i < n and s[i] == ":":
+                i += 1
+        else:
+            return None
+        while i < n and s[i] in ' \t\n*(["':
+            i += 1
+    item = letter_item(s, i, is_answer)
+    if item is None:
+        return None
+    first, j = item
+    found = letter_bit(first)
+    for _ in range(32):
+        k = skip_spaces(s, j)
+        punct = k < n and s[k] in ",/&;"
+        if punct:
+            k = skip_spaces(s, k + 1)
+        word = connective_at(s, k)
+        if word:
+            k = skip_spaces(s, k + len(word_at(s, k)))
+            w = word_at(s, k)
+            if w.lower() in FILLERS:
+                k = skip_spaces(s, k + len(w))
+        if not punct and not word:
+            break
+        item = letter_item(s, k, is_answer)
+        if item is None:
+            break
+        l, nxt = item
+        # "the answer is C, A is wrong", "the answer is b or a cat": a sentence or an article.
+        lower = any(c in ASCII_LOWER for c in s[k:nxt])
+        english = followed_by_lower_word(s, nxt) and not connective_at(s, nxt + 1)
+        if english and (not word or lower or l in "AI"):
+            break
+        found |= letter_bit(l)
+        j = nxt
+    return found
 
 
 def normalize_phrase(text):
-    words = re.split(r"[^\w.%-]+", text)
+    words = PHRASE_SPLIT.split(text)
     return " ".join(w.strip(".-").lower() for w in words if w.strip(".-"))
 
 
 def choice_letters(text, choices):
-    norm = normalize_phrase(text)
-    if not norm or not choices:
-        return set()
+    """The bit of the one choice whose text the answer is or contains as a phrase, else 0."""
+    if not choices or len(choices) > 26:
+        return 0
+    norm = normalize_phrase(strip_wrappers(text))
+    if not norm:
+        return 0
     normed = [normalize_phrase(c) for c in choices]
     for k, c in enumerate(normed):
         if c and c == norm:
-            return {chr(65 + k)}
-    found = {chr(65 + k) for k, c in enumerate(normed) if c and f" {c} " in f" {norm} "}
-    return found if len(found) == 1 else set()
+            return 1 << k
+    padded = f" {norm} "
+    found = [k for k, c in enumerate(normed) if c and f" {c} " in padded]
+    return 1 << found[0] if len(found) == 1 else 0
+
+
+def pred_letters(text, choices, valid):
+    whole = letter_list(text, valid)
+    if whole is not None:
+        return whole
+    last_answer, named, n = None, 0, len(text)
+    for m in MCQ_WORD.finditer(text):
+        start, i = m.start(), m.end()
+        if start > 0:
+            p = text[start - 1]
+            if not p.isascii() or p.isdigit() or p == "_":
+                continue  # part of a word that starts with a digit, `_` or a non-ASCII letter
+        word = m.group()
+        if len(word) == 1:
+            b = letter_bit(word)
+            if not valid & b:
+                continue
+            before = text[start - 1] if start > 0 else " "
+            after = text[i] if i < n else " "
+            upper = word not in ASCII_LOWER
+            if ((before == "(" and after == ")")
+                    or (upper and after in ".):" and not (i + 1 < n and text[i + 1] in ASCII_ALNUM))
+                    or (upper and not reads_as_english(text, word, i))):
+                named |= b
+            continue
+        lw = word.lower() if word.isascii() else ""
+        is_answer = lw == "answer"
+        if is_answer or lw in MARKERS_OPTION:
+            found = letters_after_marker(text, i, is_answer)
+            if found:
+                found &= valid
+                if found:
+                    if is_answer:
+                        last_answer = found
+                    else:
+                        named |= found
+    if last_answer is not None:
+        return last_answer
+    return named | choice_letters(text, choices)
+
+
+def gold_text(gold):
+    """The gold as text, as mixed-r1 reads it: a list of strings joined with ", ", other JSON as JSON."""
+    if isinstance(gold, str):
+        return gold
+    if isinstance(gold, list) and all(isinstance(g, str) for g in gold):
+        return ", ".join(gold)
+    return json.dumps(gold, separators=(",", ":"), ensure_ascii=False)
 
 
 def mcq_reward(pred, gold, choices):
-    g = mcq_letters(gold, len(choices)) or choice_letters(gold, choices)
-    if len(g) != 1:
-        return None
-    p = mcq_letters(pred or "", len(choices)) or choice_letters(pred or "", choices)
-    return 1.0 if p == g else 0.0
+    gold = gold_text(gold)
+    valid = valid_letters(choices)
+    g = letter_list(gold, valid)
+    if g is None:
+        g = choice_letters(gold, choices)
+        if not g:
+            return None
+    return 1.0 if pred_letters(pred or "", choices, valid) == g else 0.0
 
 
 def numbers(text):

@@ -1,6 +1,7 @@
 //! `mixed-r1 eval …` as users run it: the real binary scores given responses on the eval
 //! crate's fixture set (all seven tasks), resumes, refuses other settings, compares two runs,
-//! converts a benchmark, and names the file of a model folder that cannot load.
+//! converts a benchmark, names the file of a model folder that cannot load, and takes its
+//! settings from a run file (`--config`), with flags overriding it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -243,4 +244,112 @@ fn a_model_folder_that_cannot_load_is_named() {
     ]);
     assert!(!o.status.success());
     assert!(text(&o).contains("--responses"), "{}", text(&o));
+}
+
+fn json_file(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn eval_reads_a_run_file_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // A run file whose [data] heldout is the fixture set (no --data below), with non-default
+    // [eval] seed / max_new_tokens, [prompt] instruction and [reward.chart] tolerance: 1% fails
+    // the fixture's c1 (gold 23.5, answer 24), which the default 5% accepts.
+    let run_toml = format!(
+        "[data]\nheldout = '{}'\n\n[eval]\nseed = 7\nmax_new_tokens = 77\nbatch_size = 3\n\n\
+         [prompt]\ninstruction = \"From the run file: answer in the tags.\"\n\n\
+         [reward.chart]\ntolerance = 0.01\n",
+        fx("set/mixed.jsonl")
+    );
+    let rf = dir.path().join("run.toml");
+    std::fs::write(&rf, &run_toml).unwrap();
+    let eval = |rf: &Path, out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "eval".to_string(),
+            "--config".into(),
+            rf.to_str().unwrap().into(),
+            "--responses".into(),
+            fx("set/responses.jsonl"),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+            "--no-charts".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        bin().args(&args).output().unwrap()
+    };
+
+    let out = dir.path().join("file");
+    let o = eval(&rf, &out, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r = results(&out);
+    assert_eq!(r["counts"]["rows"], 21, "the data of [data] heldout");
+    assert_eq!(r["counts"]["evaluated"], 18);
+    assert_eq!(r["tasks"]["chart"]["relaxed_accuracy"], 1.0 / 3.0);
+    let fp = json_file(&out.join("fingerprint.json"));
+    assert_eq!(fp["seed"], 7);
+    assert_eq!(fp["generation"]["max_new_tokens"], 77);
+    assert_eq!(fp["generation"]["temperature"], 0.0);
+    assert_eq!(
+        fp["prompt"]["instruction"],
+        "From the run file: answer in the tags."
+    );
+    assert_eq!(fp["reward"]["chart"]["tolerance"], 0.01);
+    let samples = std::fs::read_to_string(out.join("samples.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(samples.lines().next().unwrap()).unwrap();
+    assert!(
+        first["prompt"]
+            .as_str()
+            .unwrap()
+            .ends_with("\nFrom the run file: answer in the tags."),
+        "{first}"
+    );
+
+    // Flags win over the file; what no flag sets still comes from it.
+    let reward_toml = dir.path().join("reward.toml");
+    std::fs::write(&reward_toml, "[chart]\ntolerance = 0.05\n").unwrap();
+    let out = dir.path().join("flags");
+    let o = eval(
+        &rf,
+        &out,
+        &[
+            "--seed",
+            "3",
+            "--instruction",
+            "From the flag.",
+            "--reward-config",
+            reward_toml.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let r = results(&out);
+    assert_eq!(r["tasks"]["chart"]["relaxed_accuracy"], 2.0 / 3.0);
+    let fp = json_file(&out.join("fingerprint.json"));
+    assert_eq!(fp["seed"], 3);
+    assert_eq!(fp["prompt"]["instruction"], "From the flag.");
+    assert_eq!(fp["reward"]["chart"]["tolerance"], 0.05);
+    assert_eq!(
+        fp["generation"]["max_new_tokens"], 77,
+        "[eval] still applies"
+    );
+    let samples = std::fs::read_to_string(out.join("samples.jsonl")).unwrap();
+    assert!(samples.contains("From the flag."));
+    assert!(!samples.contains("From the run file"));
+
+    // An unknown key, in [eval] or in [reward], is an error naming the key and the file, and
+    // nothing is evaluated.
+    for (from, to, key) in [
+        ("seed = 7", "sed = 7", "sed"),
+        ("tolerance = 0.01", "tolerence = 0.01", "tolerence"),
+    ] {
+        let bad = dir.path().join(format!("bad-{key}.toml"));
+        std::fs::write(&bad, run_toml.replace(from, to)).unwrap();
+        let out = dir.path().join(format!("bad-{key}"));
+        let o = eval(&bad, &out, &[]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(&format!("unknown field `{key}`")), "{err}");
+        assert!(err.contains(bad.to_str().unwrap()), "{err}");
+        assert!(!out.exists(), "nothing evaluated into {}", out.display());
+    }
 }
