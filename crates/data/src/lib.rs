@@ -17,6 +17,7 @@ pub mod schema;
 // Sources, reading and writing, normalise and validate.
 pub mod adapters;
 pub mod inspect;
+pub mod jsonl;
 pub mod normalise;
 pub mod options;
 pub mod parquet_io;

@@ -31,8 +31,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 
-use super::conversation::json_number;
-use super::{parse_json_file, read_text, Ctx, DataError, Rows};
+use super::{json_number, parse_json_file, read_text, Ctx, DataError, Rows};
 use crate::options::{letter, render_options};
 use crate::schema::{Answer, Draft, Origin, Reject, Row, Stage, Task};
 use mixed_r1_reward::iou::Frame;

@@ -29,10 +29,12 @@ mod chartqa;
 mod coco_captions;
 mod conversation;
 mod easyvqa;
+mod llava;
 mod ours;
 mod parquet;
 mod refcoco;
 mod scienceqa;
+mod vlm_r1;
 
 pub use parquet::{read_easyr1_parquet, read_verl_parquet};
 
@@ -40,13 +42,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use mixed_r1_reward::iou::Frame;
 use serde_json::Value;
 
 use crate::schema::{Draft, Origin, Reject, Row, SourceFormat, SourceSpec, Stage};
 
-pub(crate) use conversation::parse_frame;
-pub use conversation::vlm_r1_task;
 pub use easyvqa::{shape_box, EASY_VQA_COLOURS, EASY_VQA_SHAPES};
+pub use vlm_r1::vlm_r1_task;
 
 /// Rows of one source: a draft, or the reason that row could not be read.
 pub type Rows = Vec<Result<Row<Draft>, Reject>>;
@@ -58,8 +60,8 @@ pub fn read_source(spec: &SourceSpec) -> Result<Rows, DataError> {
     let ctx = Ctx::new(spec)?;
     match spec.format {
         SourceFormat::Jsonl => ours::read_jsonl(&ctx),
-        SourceFormat::Llava => conversation::read_llava(&ctx),
-        SourceFormat::VlmR1 => conversation::read_vlm_r1(&ctx),
+        SourceFormat::Llava => llava::read_llava(&ctx),
+        SourceFormat::VlmR1 => vlm_r1::read_vlm_r1(&ctx),
         SourceFormat::Verl => parquet::read_verl_parquet_with(&ctx),
         SourceFormat::Easyr1 => parquet::read_easyr1_parquet_with(&ctx),
         SourceFormat::Refcoco => refcoco::read_refcoco(&ctx),
@@ -308,4 +310,18 @@ pub(crate) fn json_error(e: &serde_json::Error) -> String {
         Category::Data => format!("bad row: {e}"),
         Category::Io => format!("cannot read row: {e}"),
     }
+}
+
+/// Whole numbers stay integers in JSON (`10`, not `10.0`).
+pub(crate) fn json_number(x: f64) -> Value {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        Value::from(x as i64)
+    } else {
+        serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// A box frame by the name the schema writes it under (`frame`, `pred_frame`).
+pub(crate) fn parse_frame(name: &str) -> Option<Frame> {
+    serde_json::from_value(Value::String(name.to_string())).ok()
 }

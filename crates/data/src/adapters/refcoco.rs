@@ -5,8 +5,9 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::conversation::json_number;
-use super::{id_string, parse_json_file, read_text, resolve_image, Ctx, DataError, Rows};
+use super::{
+    id_string, json_number, parse_json_file, read_text, resolve_image, Ctx, DataError, Rows,
+};
 use crate::schema::{Answer, Draft, Task};
 use mixed_r1_reward::iou::Frame;
 

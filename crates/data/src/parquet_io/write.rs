@@ -1,91 +1,24 @@
-//! Writing the datasets trainers load (verl and EasyR1 Parquet, our JSONL), and reading any
-//! Parquet file as rows of plain cells. The verl / EasyR1 source adapter that turns those rows
-//! back into samples is `adapters/parquet.rs`.
-//!
-//! **verl** (`verl/utils/dataset/rl_dataset.py`, `examples/data_preprocess/geo3k.py`): one row per
-//! prompt with
-//!
-//! | column | type | ours |
-//! |---|---|---|
-//! | `data_source` | string | the sample's source |
-//! | `prompt` | `list<struct<role: string, content: string>>` | `[{"role": "user", "content": problem}]` (an optional system message first, an optional instruction appended as geo3k does); `<image>` placeholders stay in the content, where verl splits them into image entries |
-//! | `images` | `list<struct<bytes: binary, path: string>>` when embedded (the Hugging Face `Image` layout verl's `process_image` opens from `bytes`); `list<struct<image: string>>` with a file path otherwise (what `qwen_vl_utils.fetch_image` opens) | the sample's images; the column is left out when no sample has one |
-//! | `ability` | string | the task |
-//! | `reward_model` | `struct<ground_truth: string, style: string>` | the answer as text (boxes as JSON text), `"rule"` |
-//! | `extra_info` | struct | `index`, `split`, `question`, `answer` (as geo3k), and ours: `id`, `source`, `task`, `reward`, `choices` (`list<string>`), `frame`, `pred_frame`, `image_size` (`list<int64>`), `meta` (JSON text). `mixed_r1.verl` routes on these |
-//!
-//! **EasyR1** (`verl/utils/dataset.py`: `prompt_key` / `answer_key` / `image_key` default
-//! `problem` / `answer` / `images`): `problem` (string with `<image>` placeholders), `answer`
-//! (string), `images` (`list<string>` of paths, joined with EasyR1's `data.image_dir`; or
-//! `list<struct<bytes, path>>` when embedded, which its `process_image` opens from `bytes`), plus
-//! `id`, `source`, `task` and `meta` columns EasyR1 passes through. EasyR1 hands the reward
-//! function only the `answer`, so by default the answer is a JSON object carrying what the
-//! reward needs (`{"task": "grounding", "answer": [[...]], "frame": "abs", "image_size": [...]}`,
-//! which `mixed_r1.easyr1_reward` reads); `plain_answers` writes the bare answer text instead.
-//!
+//! The verl and EasyR1 Parquet writers: Arrow columns built a row group at a time, then written
+//! with one schema for the whole file (layouts in [`crate::parquet_io`]).
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::*;
 use arrow_array::{
     Array, ArrayRef, BinaryArray, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
 };
 use arrow_buffer::{NullBuffer, OffsetBuffer};
 use arrow_schema::{DataType, Field, FieldRef, Fields, Schema};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::ParquetOptions;
 use crate::error::DataError;
 use crate::schema::{Answer, Sample};
-
-/// How the Parquet writers lay out images and prompts.
-#[derive(Debug, Clone)]
-pub struct ParquetOptions {
-    /// Embed image bytes in the file (`{bytes, path}` structs) instead of writing paths.
-    pub embed_images: bool,
-    /// Without embedding: write image paths relative to the output file's folder (portable; set
-    /// EasyR1's `data.image_dir` to that folder) instead of absolute paths (what verl opens).
-    pub relative_paths: bool,
-    /// Folder relative sample image paths are resolved against (default: the current folder).
-    pub image_root: Option<PathBuf>,
-    /// `extra_info.split` (verl).
-    pub split: String,
-    /// Appended to the user message after a space, as verl's geo3k script appends its
-    /// instruction (verl only; EasyR1 has its own `format_prompt`).
-    pub instruction: Option<String>,
-    /// A system message before the user message (verl only).
-    pub system_prompt: Option<String>,
-    /// EasyR1: the bare answer text in `answer` instead of the JSON object.
-    pub plain_answers: bool,
-    /// Rows per Parquet row group (and per batch held in memory while writing).
-    pub row_group_size: usize,
-}
-
-impl Default for ParquetOptions {
-    fn default() -> Self {
-        ParquetOptions {
-            embed_images: false,
-            relative_paths: false,
-            image_root: None,
-            split: "train".into(),
-            instruction: None,
-            system_prompt: None,
-            plain_answers: false,
-            row_group_size: 1024,
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Writing
 
 fn utf8_field(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)
@@ -500,7 +433,7 @@ fn write_parquet(
     Ok(())
 }
 
-/// Writes samples as a verl RL Parquet file (layout in the module docs).
+/// Writes samples as a verl RL Parquet file (layout in [`crate::parquet_io`]).
 pub fn write_verl_parquet(
     samples: &[Sample],
     path: &Path,
@@ -509,184 +442,11 @@ pub fn write_verl_parquet(
     write_parquet(samples, path, opts, verl_batch)
 }
 
-/// Writes samples as an EasyR1 Parquet file (layout in the module docs).
+/// Writes samples as an EasyR1 Parquet file (layout in [`crate::parquet_io`]).
 pub fn write_easyr1_parquet(
     samples: &[Sample],
     path: &Path,
     opts: &ParquetOptions,
 ) -> Result<(), DataError> {
     write_parquet(samples, path, opts, |c, _, w, img| easyr1_batch(c, w, img))
-}
-
-/// Writes samples as our JSON Lines, one object a line in the schema's field order.
-pub fn write_jsonl(samples: &[Sample], path: &Path) -> Result<(), DataError> {
-    write_jsonl_of(samples, path)
-}
-
-/// Writes any serialisable items one JSON object a line (rejects, reports).
-pub fn write_jsonl_of<T: Serialize>(items: &[T], path: &Path) -> Result<(), DataError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(|e| DataError::write(dir, e))?;
-    }
-    let werr = |e: std::io::Error| DataError::write(path, e);
-    let mut out = BufWriter::new(File::create(path).map_err(werr)?);
-    for it in items {
-        serde_json::to_writer(&mut out, it).map_err(|e| DataError::write(path, e.into()))?;
-        out.write_all(b"\n").map_err(werr)?;
-    }
-    out.flush().map_err(werr)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reading
-
-/// A Parquet cell as plain data.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-    Bytes(Vec<u8>),
-    List(Vec<Cell>),
-    Struct(Vec<(String, Cell)>),
-}
-
-impl Cell {
-    pub fn get(&self, key: &str) -> Option<&Cell> {
-        match self {
-            Cell::Struct(fields) => fields
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v)
-                .filter(|v| **v != Cell::Null),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Cell::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// As JSON; bytes become their length (`{"bytes": n}`), they are never copied into text.
-    pub fn to_json(&self) -> Value {
-        match self {
-            Cell::Null => Value::Null,
-            Cell::Bool(b) => Value::Bool(*b),
-            Cell::Int(i) => Value::from(*i),
-            Cell::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
-            Cell::Str(s) => Value::String(s.clone()),
-            Cell::Bytes(b) => serde_json::json!({ "bytes": b.len() }),
-            Cell::List(l) => Value::Array(l.iter().map(Cell::to_json).collect()),
-            Cell::Struct(f) => {
-                Value::Object(f.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
-            }
-        }
-    }
-}
-
-macro_rules! prim {
-    ($a:expr, $i:expr, $t:ty, $variant:ident, $conv:ty) => {
-        Cell::$variant($a.as_primitive::<$t>().value($i) as $conv)
-    };
-}
-
-/// Cell `i` of an Arrow array.
-pub fn cell(a: &dyn Array, i: usize) -> Cell {
-    if a.is_null(i) {
-        return Cell::Null;
-    }
-    match a.data_type() {
-        DataType::Boolean => Cell::Bool(a.as_boolean().value(i)),
-        DataType::Int8 => prim!(a, i, Int8Type, Int, i64),
-        DataType::Int16 => prim!(a, i, Int16Type, Int, i64),
-        DataType::Int32 => prim!(a, i, Int32Type, Int, i64),
-        DataType::Int64 => prim!(a, i, Int64Type, Int, i64),
-        DataType::UInt8 => prim!(a, i, UInt8Type, Int, i64),
-        DataType::UInt16 => prim!(a, i, UInt16Type, Int, i64),
-        DataType::UInt32 => prim!(a, i, UInt32Type, Int, i64),
-        DataType::UInt64 => prim!(a, i, UInt64Type, Int, i64),
-        DataType::Float32 => prim!(a, i, Float32Type, Float, f64),
-        DataType::Float64 => prim!(a, i, Float64Type, Float, f64),
-        DataType::Utf8 => Cell::Str(a.as_string::<i32>().value(i).to_string()),
-        DataType::LargeUtf8 => Cell::Str(a.as_string::<i64>().value(i).to_string()),
-        DataType::Utf8View => Cell::Str(a.as_string_view().value(i).to_string()),
-        DataType::Binary => Cell::Bytes(a.as_binary::<i32>().value(i).to_vec()),
-        DataType::LargeBinary => Cell::Bytes(a.as_binary::<i64>().value(i).to_vec()),
-        DataType::BinaryView => Cell::Bytes(a.as_binary_view().value(i).to_vec()),
-        DataType::List(_) => list_cells(a.as_list::<i32>().value(i).as_ref()),
-        DataType::LargeList(_) => list_cells(a.as_list::<i64>().value(i).as_ref()),
-        DataType::FixedSizeList(_, _) => list_cells(a.as_fixed_size_list().value(i).as_ref()),
-        DataType::Struct(fields) => {
-            let s = a.as_struct();
-            Cell::Struct(
-                fields
-                    .iter()
-                    .zip(s.columns())
-                    .map(|(f, c)| (f.name().clone(), cell(c.as_ref(), i)))
-                    .collect(),
-            )
-        }
-        _ => Cell::Null,
-    }
-}
-
-fn list_cells(a: &dyn Array) -> Cell {
-    Cell::List((0..a.len()).map(|j| cell(a, j)).collect())
-}
-
-/// A Parquet row: its 1-based number and its cells by column name.
-pub type ParquetRow = (usize, Vec<(String, Cell)>);
-
-/// Every row of a Parquet file as named cells, with its 1-based row number.
-pub fn read_parquet_rows(path: &Path) -> Result<Vec<ParquetRow>, DataError> {
-    let pq = |e: parquet::errors::ParquetError| DataError::Parquet {
-        path: path.to_path_buf(),
-        msg: e.to_string(),
-    };
-    let file = File::open(path).map_err(|e| DataError::read(path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(pq)?
-        .build()
-        .map_err(pq)?;
-    let mut out = Vec::new();
-    for b in reader {
-        let b = b.map_err(|e| DataError::Parquet {
-            path: path.to_path_buf(),
-            msg: e.to_string(),
-        })?;
-        let names: Vec<String> = b
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        for i in 0..b.num_rows() {
-            let row = names
-                .iter()
-                .zip(b.columns())
-                .map(|(n, c)| (n.clone(), cell(c.as_ref(), i)))
-                .collect();
-            out.push((out.len() + 1, row));
-        }
-    }
-    Ok(out)
-}
-
-/// The column names of a Parquet file.
-pub fn parquet_columns(path: &Path) -> Result<Vec<String>, DataError> {
-    let file = File::open(path).map_err(|e| DataError::read(path, e))?;
-    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DataError::Parquet {
-        path: path.to_path_buf(),
-        msg: e.to_string(),
-    })?;
-    Ok(b.schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect())
 }
