@@ -19,7 +19,9 @@ use mixed_r1_train::memory_plan::{
 use mixed_r1_train::tiny;
 use serde_json::json;
 
-use crate::train_cmd::{build_config, config_with_overrides, default_tokenizer, TrainArgs};
+use crate::train_cmd::{
+    apply_model_flags, build_config, config_with_overrides, default_tokenizer, TrainArgs,
+};
 
 #[derive(Args)]
 pub struct PlanArgs {
@@ -68,17 +70,7 @@ pub fn run(a: PlanArgs) -> Result<()> {
         Some(r) => recipe_config(r, &a.set)?,
         None => config_with_overrides(a.config.as_deref(), &a.set)?,
     };
-    if let Some(m) = &a.model {
-        cfg.model.path = Some(m.clone());
-        cfg.model.tiny = None;
-    }
-    if let Some(t) = &a.tiny {
-        cfg.model.tiny = Some(t.clone());
-        cfg.model.path = None;
-    }
-    if let Some(t) = &a.tokenizer {
-        cfg.model.tokenizer = Some(t.clone());
-    }
+    apply_model_flags(&mut cfg.model, &a.model, &a.tiny, &a.tokenizer, &None);
     cfg.validate()?;
     print_plan(
         &cfg,

@@ -7,7 +7,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mixed_r1_data::Sample;
 use mixed_r1_model::model::{LoadOptions, Model};
-use mixed_r1_train::config::TrainConfig;
+use mixed_r1_train::config::{ModelSection, TrainConfig};
 use mixed_r1_train::prompts::PromptMaker;
 use mixed_r1_train::run_file::parse_set;
 use mixed_r1_train::{sft, tiny, RunFile, Trainer};
@@ -85,24 +85,36 @@ pub(crate) fn config_with_overrides(config: Option<&Path>, set: &[String]) -> Re
     Ok(run_file_with_overrides(config, set)?.train)
 }
 
+/// `--model`, `--tiny`, `--tokenizer`, `--device` over a run file's `[model]`: a folder and a
+/// tiny name exclude each other, so the flag given replaces the file's choice of either.
+pub fn apply_model_flags(
+    m: &mut ModelSection,
+    model: &Option<PathBuf>,
+    tiny: &Option<String>,
+    tokenizer: &Option<PathBuf>,
+    device: &Option<String>,
+) {
+    if let Some(p) = model {
+        m.path = Some(p.clone());
+        m.tiny = None;
+    }
+    if let Some(t) = tiny {
+        m.tiny = Some(t.clone());
+        m.path = None;
+    }
+    if let Some(t) = tokenizer {
+        m.tokenizer = Some(t.clone());
+    }
+    if let Some(d) = device {
+        m.device = d.clone();
+    }
+}
+
 /// [`run_file_with_overrides`] plus the named flags (`--model`, `--data`, ...), not validated.
 pub fn build_run(a: &TrainArgs) -> Result<RunFile> {
     let mut rf = run_file_with_overrides(a.config.as_deref(), &a.set)?;
     let cfg = &mut rf.train;
-    if let Some(m) = &a.model {
-        cfg.model.path = Some(m.clone());
-        cfg.model.tiny = None;
-    }
-    if let Some(t) = &a.tiny {
-        cfg.model.tiny = Some(t.clone());
-        cfg.model.path = None;
-    }
-    if let Some(t) = &a.tokenizer {
-        cfg.model.tokenizer = Some(t.clone());
-    }
-    if let Some(d) = &a.device {
-        cfg.model.device = d.clone();
-    }
+    apply_model_flags(&mut cfg.model, &a.model, &a.tiny, &a.tokenizer, &a.device);
     if let Some(d) = &a.data {
         cfg.data.train = Some(d.clone());
         rf.data.train = Some(d.clone());
@@ -311,20 +323,7 @@ pub struct SftArgs {
 pub fn run_sft(a: SftArgs) -> Result<()> {
     let rf = run_file_with_overrides(a.config.as_deref(), &a.set)?;
     let mut cfg = rf.train.clone();
-    if let Some(m) = &a.model {
-        cfg.model.path = Some(m.clone());
-        cfg.model.tiny = None;
-    }
-    if let Some(t) = &a.tiny {
-        cfg.model.tiny = Some(t.clone());
-        cfg.model.path = None;
-    }
-    if let Some(t) = &a.tokenizer {
-        cfg.model.tokenizer = Some(t.clone());
-    }
-    if let Some(d) = &a.device {
-        cfg.model.device = d.clone();
-    }
+    apply_model_flags(&mut cfg.model, &a.model, &a.tiny, &a.tokenizer, &a.device);
     let mut sc = rf.sft.clone();
     if let Some(n) = a.steps {
         sc.steps = n;

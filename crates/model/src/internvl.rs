@@ -101,14 +101,8 @@ fn bicubic_matrix(out: usize, inp: usize) -> Vec<f64> {
 
 impl InternVlVision {
     pub fn new(cfg: &InternVlConfig, params: &Params) -> Result<InternVlVision> {
-        let specs: std::collections::HashMap<String, Vec<usize>> = Self::param_specs(cfg)
-            .into_iter()
-            .map(|(n, s, _)| (n, s))
-            .collect();
-        let get = |name: String| -> Result<Tensor> {
-            let shape = specs.get(&name).expect("param_specs lists every weight");
-            params.get_shaped(&name, shape)
-        };
+        let by_name = params.shaped_by(Self::param_specs(cfg));
+        let get = |name: String| by_name(&name);
         let c = &cfg.vision;
         let e = format!("{VT}.embeddings");
         let mut layers = Vec::with_capacity(c.num_hidden_layers);

@@ -133,6 +133,23 @@ impl Params {
         Ok(t)
     }
 
+    /// A getter for one module's weights: each name is looked up in `specs` (the module's
+    /// `param_specs`) and checked against the shape its config implies ([`Params::get_shaped`]).
+    pub fn shaped_by(
+        &self,
+        specs: Vec<(String, Vec<usize>, Init)>,
+    ) -> impl Fn(&str) -> Result<Tensor> + '_ {
+        let shapes: std::collections::HashMap<String, Vec<usize>> =
+            specs.into_iter().map(|(n, s, _)| (n, s)).collect();
+        move |name: &str| match shapes.get(name) {
+            Some(shape) => self.get_shaped(name, shape),
+            None => Err(ModelError::Tensor {
+                name: name.to_string(),
+                msg: "not among the weights the config implies".into(),
+            }),
+        }
+    }
+
     pub fn var(&self, name: &str) -> Option<&Var> {
         self.vars.get(name)
     }

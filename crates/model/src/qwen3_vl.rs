@@ -73,14 +73,7 @@ impl Qwen3VlVision {
         lora: Option<&LoraRuntime>,
     ) -> Result<Qwen3VlVision> {
         cfg.validate().map_err(ModelError::Invalid)?;
-        let specs: std::collections::HashMap<String, Vec<usize>> = Self::param_specs(cfg)
-            .into_iter()
-            .map(|(n, s, _)| (n, s))
-            .collect();
-        let get = |name: &str| -> Result<Tensor> {
-            let shape = specs.get(name).expect("param_specs lists every weight");
-            params.get_shaped(name, shape)
-        };
+        let get = params.shaped_by(Self::param_specs(cfg));
         let proj = |module: &str| -> Result<Proj> {
             Ok(Proj {
                 w: get(&format!("{module}.weight"))?,

@@ -184,14 +184,7 @@ impl VisionTower {
                 cfg.hidden_size / cfg.num_heads
             )));
         }
-        let specs: std::collections::HashMap<String, Vec<usize>> = Self::param_specs(cfg)
-            .into_iter()
-            .map(|(n, s, _)| (n, s))
-            .collect();
-        let get = |name: &str| -> Result<Tensor> {
-            let shape = specs.get(name).expect("param_specs lists every weight");
-            params.get_shaped(name, shape)
-        };
+        let get = params.shaped_by(Self::param_specs(cfg));
         let patch_w = get(&format!("{PREFIX}.patch_embed.proj.weight"))?;
         let mut blocks = Vec::with_capacity(cfg.depth);
         for i in 0..cfg.depth {
@@ -544,43 +537,45 @@ pub(crate) fn rotary_2d(
 ) -> Result<(Tensor, Tensor)> {
     let rot = head_dim / 2;
     let n_freq = rot / 2;
-    let n = pos.len();
     if dtype == DType::F64 {
         let inv: Vec<f64> = (0..n_freq)
             .map(|i| 1.0 / theta.powf((2 * i) as f64 / rot as f64))
             .collect();
-        let mut cos = Vec::with_capacity(n * head_dim);
-        let mut sin = Vec::with_capacity(n * head_dim);
-        for &(h, w) in pos {
-            for _ in 0..2 {
-                for p in [h, w] {
-                    for f in &inv {
-                        let a = p as f64 * f;
-                        cos.push(a.cos());
-                        sin.push(a.sin());
-                    }
-                }
-            }
-        }
-        return Ok((
-            Tensor::from_vec(cos, (n, head_dim), dev)?,
-            Tensor::from_vec(sin, (n, head_dim), dev)?,
-        ));
+        return rotary_2d_table(pos, &inv, head_dim, dev, |p, f| {
+            let a = p as f64 * f;
+            (a.cos(), a.sin())
+        });
     }
     // f32, as torch: inv_freq = 1 / theta^(arange(0, rot, 2) / rot) in f32, angle = pos * f.
     let theta = theta as f32;
     let inv: Vec<f32> = (0..n_freq)
         .map(|i| 1.0 / theta.powf((2 * i) as f32 / rot as f32))
         .collect();
+    rotary_2d_table(pos, &inv, head_dim, dev, |p, f| {
+        let a = p as f32 * f;
+        (a.cos(), a.sin())
+    })
+}
+
+/// The cos / sin rows of [`rotary_2d`] in the precision of `inv` (the inverse frequencies):
+/// per patch, twice over, the row angles then the column angles.
+fn rotary_2d_table<T: candle_core::WithDType>(
+    pos: &[(usize, usize)],
+    inv: &[T],
+    head_dim: usize,
+    dev: &Device,
+    cos_sin: impl Fn(usize, T) -> (T, T),
+) -> Result<(Tensor, Tensor)> {
+    let n = pos.len();
     let mut cos = Vec::with_capacity(n * head_dim);
     let mut sin = Vec::with_capacity(n * head_dim);
     for &(h, w) in pos {
         for _ in 0..2 {
             for p in [h, w] {
-                for f in &inv {
-                    let a = p as f32 * f;
-                    cos.push(a.cos());
-                    sin.push(a.sin());
+                for &f in inv {
+                    let (c, s) = cos_sin(p, f);
+                    cos.push(c);
+                    sin.push(s);
                 }
             }
         }

@@ -342,31 +342,7 @@ fn training_forward_reaches_every_weight_and_agrees_with_finite_differences() {
         if variant == "tiny-internvl-qknorm" {
             picks.push(("vision_tower.encoder.layer.1.attention.q_norm.weight", 5));
         }
-        let by_name: HashMap<&str, &candle_core::Var> =
-            trainable.iter().map(|(n, v)| (n.as_str(), v)).collect();
-        for (name, idx) in picks {
-            let var = by_name[name];
-            let analytic = grads.get(var.as_tensor()).unwrap();
-            let analytic = analytic.flatten_all().unwrap().to_vec1::<f64>().unwrap()[idx];
-            let orig = var.as_tensor().copy().unwrap();
-            let shape = orig.dims().to_vec();
-            let base = orig.flatten_all().unwrap().to_vec1::<f64>().unwrap();
-            let eps = 1e-5;
-            let at = |delta: f64| -> f64 {
-                let mut v = base.clone();
-                v[idx] += delta;
-                var.set(&Tensor::from_vec(v, shape.as_slice(), &Device::Cpu).unwrap())
-                    .unwrap();
-                weighted_sum(&model, &batch).to_scalar::<f64>().unwrap()
-            };
-            let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
-            var.set(&orig).unwrap();
-            let err = (numeric - analytic).abs() / analytic.abs().max(1e-6);
-            assert!(
-                err < 1e-5,
-                "{variant}: {name}[{idx}] analytic {analytic} vs numeric {numeric}"
-            );
-        }
+        check_finite_differences(&model, &batch, &picks, variant);
     }
 }
 

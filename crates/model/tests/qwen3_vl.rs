@@ -269,41 +269,19 @@ fn training_forward_reaches_every_weight_and_agrees_with_finite_differences() {
         );
     }
     // Central differences on single scalars of what is new in Qwen3-VL.
-    let loss = weighted_sum(&model, &batch);
-    let grads = model.backward(&loss).unwrap();
-    let trainable = model.params().trainable();
-    let by_name: HashMap<&str, &candle_core::Var> =
-        trainable.iter().map(|(n, v)| (n.as_str(), v)).collect();
-    for (name, idx) in [
-        ("visual.pos_embed.weight", 37usize),
-        ("visual.deepstack_merger_list.1.linear_fc2.weight", 91),
-        ("visual.deepstack_merger_list.0.norm.weight", 5),
-        ("visual.patch_embed.proj.bias", 3),
-        ("model.layers.0.self_attn.q_norm.weight", 7),
-        ("model.layers.2.self_attn.k_norm.weight", 30),
-    ] {
-        let var = by_name[name];
-        let analytic = grads.get(var.as_tensor()).unwrap();
-        let analytic = analytic.flatten_all().unwrap().to_vec1::<f64>().unwrap()[idx];
-        let orig = var.as_tensor().copy().unwrap();
-        let shape = orig.dims().to_vec();
-        let base = orig.flatten_all().unwrap().to_vec1::<f64>().unwrap();
-        let eps = 1e-5;
-        let at = |delta: f64| -> f64 {
-            let mut v = base.clone();
-            v[idx] += delta;
-            var.set(&Tensor::from_vec(v, shape.as_slice(), &Device::Cpu).unwrap())
-                .unwrap();
-            weighted_sum(&model, &batch).to_scalar::<f64>().unwrap()
-        };
-        let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
-        var.set(&orig).unwrap();
-        let err = (numeric - analytic).abs() / analytic.abs().max(1e-6);
-        assert!(
-            err < 1e-5,
-            "{name}[{idx}] analytic {analytic} vs numeric {numeric}"
-        );
-    }
+    check_finite_differences(
+        &model,
+        &batch,
+        &[
+            ("visual.pos_embed.weight", 37),
+            ("visual.deepstack_merger_list.1.linear_fc2.weight", 91),
+            ("visual.deepstack_merger_list.0.norm.weight", 5),
+            ("visual.patch_embed.proj.bias", 3),
+            ("model.layers.0.self_attn.q_norm.weight", 7),
+            ("model.layers.2.self_attn.k_norm.weight", 30),
+        ],
+        "qwen3-vl",
+    );
 }
 
 #[test]

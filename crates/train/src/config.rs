@@ -32,13 +32,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use mixed_r1_reward::config::RewardConfig;
-use serde::{Deserialize, Serialize};
-
 use mixed_r1_grpo::advantage::{AdvantageConfig, AdvantageRegistry};
 use mixed_r1_grpo::loss::{Aggregation, KlEstimator, LossConfig, PolicyLossRegistry};
 use mixed_r1_grpo::optim::{AdamWConfig, LrSchedule, ScheduleKind};
 use mixed_r1_grpo::{GrpoError, Result};
+use mixed_r1_reward::config::RewardConfig;
+use serde::{Deserialize, Serialize};
 
 /// `[model]`: which policy to train. Exactly one of `path` and `tiny`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,18 +114,10 @@ impl Default for LoraSection {
             rank: 0,
             alpha: 16.0,
             dropout: 0.0,
-            targets: [
-                "q_proj",
-                "k_proj",
-                "v_proj",
-                "o_proj",
-                "gate_proj",
-                "up_proj",
-                "down_proj",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            targets: mixed_r1_model::lora::DEFAULT_TARGETS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             vision: false,
             rslora: false,
         }

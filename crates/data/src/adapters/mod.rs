@@ -312,6 +312,16 @@ pub(crate) fn json_error(e: &serde_json::Error) -> String {
     }
 }
 
+/// The non-blank lines of JSON Lines text with their 1-based numbers: blank lines are not rows,
+/// but they keep their numbers so every reject points at its line.
+pub(crate) fn numbered_lines(text: &str) -> Vec<(usize, &str)> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l))
+        .collect()
+}
+
 /// Whole numbers stay integers in JSON (`10`, not `10.0`).
 pub(crate) fn json_number(x: f64) -> Value {
     if x.fract() == 0.0 && x.abs() < 9.0e15 {

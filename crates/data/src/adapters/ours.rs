@@ -5,7 +5,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use super::{json_error, resolve_image, Ctx, DataError, Rows};
+use super::{json_error, numbered_lines, resolve_image, Ctx, DataError, Rows};
 use crate::schema::{Draft, Origin, Reject, Row, Stage};
 
 pub(super) fn read_jsonl(ctx: &Ctx) -> Result<Rows, DataError> {
@@ -31,13 +31,7 @@ fn finish(d: &mut Draft, source: &str, root: &Path) {
 /// Parses JSON Lines text already in memory (the same rules as a `jsonl` source file): rows are
 /// named `file:line`, sources default to `source`, images resolve against `image_root`.
 pub fn parse_jsonl_text(text: &str, origin_file: &Origin, source: &str, image_root: &Path) -> Rows {
-    // Blank lines are not rows, but they keep their numbers so every reject points at its line.
-    let lines: Vec<(usize, &str)> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| (i + 1, l))
-        .collect();
+    let lines = numbered_lines(text);
     lines
         .par_iter()
         .with_min_len(256)

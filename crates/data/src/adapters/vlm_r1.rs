@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 use super::conversation::conversation_drafts;
-use super::{json_error, json_number, parse_frame, Ctx, DataError, Rows};
+use super::{json_error, json_number, numbered_lines, parse_frame, Ctx, DataError, Rows};
 use crate::schema::{Answer, Draft, Task};
 use mixed_r1_reward::iou::{gold_boxes, gold_boxes_text, Frame};
 
@@ -26,12 +26,7 @@ pub(super) fn read_vlm_r1(ctx: &Ctx) -> Result<Rows, DataError> {
         })?),
         None => None,
     };
-    let lines: Vec<(usize, &str)> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| (i + 1, l))
-        .collect();
+    let lines = numbered_lines(&text);
     Ok(lines
         .par_iter()
         .map(|&(line, l)| {

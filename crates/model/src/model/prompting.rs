@@ -38,17 +38,9 @@ impl Model {
         .flatten()
         .collect();
         if let Some(tok) = &self.tokenizer {
-            // Qwen2-VL .. Qwen3-VL, then InternVL's image context and boundaries.
-            for s in [
-                "<|image_pad|>",
-                "<|video_pad|>",
-                "<|vision_start|>",
-                "<|vision_end|>",
-                "<|vision_pad|>",
-                "<IMG_CONTEXT>",
-                "<img>",
-                "</img>",
-            ] {
+            // The rewards strip the same list from responses (Qwen2-VL .. Qwen3-VL, InternVL,
+            // LLaVA-style placeholders); those this vocabulary has as one token are banned.
+            for s in mixed_r1_reward::VISION_TOKENS {
                 ids.extend(tok.token_id(s));
             }
         }
